@@ -1,0 +1,3 @@
+"""mailcanary: tells a mail admin that an account is broken before its users do."""
+
+__version__ = "0.1.0"
