@@ -1,0 +1,107 @@
+"""The command line: run, check, validate, --version (see CONTRACT.md for exit codes)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import Config, ConfigError, load_config, warnings_for
+from .logsetup import configure_logging
+from .output import json_lines, table
+from .result import ProbeResult
+from .runner import run_probe
+from .selection import SelectionError, select_probes
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailcanary",
+        description="Tells you that a mail account is broken before its users do.",
+    )
+    parser.add_argument("--version", action="version", version=f"mailcanary {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        help="debug, info, warning, error (default: info for run, error otherwise)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="run every selected probe once, now, then exit")
+    check.add_argument("--config", required=True, metavar="FILE")
+    check.add_argument("--account", action="append", default=[], metavar="NAME",
+                       help="only this account's imap and smtp probes (repeatable)")
+    check.add_argument("--route", action="append", default=[], metavar="NAME",
+                       help="only this round trip (repeatable)")
+    check.add_argument("--json", action="store_true", help="print JSON Lines")
+    check.add_argument("--transcript", action="store_true",
+                       help="add the protocol conversation (secrets shown as ***)")
+
+    validate = sub.add_parser("validate", help="load and validate the config only")
+    validate.add_argument("--config", required=True, metavar="FILE")
+    return parser
+
+
+def _load(path: str) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return None
+
+
+async def run_check(config: Config, probes: Sequence[tuple[str, str]]) -> list[ProbeResult]:
+    """All probes at once: one slow server must not delay the others' answers."""
+    return list(await asyncio.gather(*(run_probe(k, t, config) for k, t in probes)))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    try:
+        probes = select_probes(config, args.account, args.route)
+    except SelectionError as exc:
+        print(f"mailcanary: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    results = asyncio.run(run_check(config, probes))
+    render = json_lines if args.json else table
+    sys.stdout.write(render(results, transcript=args.transcript))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    for warning in warnings_for(config):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(
+        f"{args.config}: valid ({len(config.accounts)} account(s), {len(config.routes)} "
+        f"route(s), {len(config.alerts)} alert sink(s))"
+    )
+    return EXIT_OK
+
+
+COMMANDS = {"check": cmd_check, "validate": cmd_validate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(args.log_level or ("info" if args.command == "run" else "error"))
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""aioimaplib on a connection we open ourselves, with STARTTLS and watchful waiting.
+
+aioimaplib resolves, connects and handshakes in one call and has no STARTTLS. We give its
+protocol a socket that `transport.open_socket` connected (phases dns and connect), wrap
+it in TLS with asyncio (phase tls), and upgrade plaintext sessions with `loop.start_tls`.
+Every wait races the connection-lost signal: aioimaplib alone would wait forever for a
+server that hangs up after its greeting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import aioimaplib
+from aioimaplib import aioimaplib as imap_impl
+
+from .config import ImapEndpoint
+from .credentials import Secret
+from .failures import (
+    ConnectionClosed,
+    ImapReplyError,
+    MechanismUnsupported,
+    ProtocolViolation,
+    StartTLSUnavailable,
+    TLSRequired,
+)
+from .result import ProbeContext
+from .transport import open_socket, record_tls
+
+T = TypeVar("T")
+
+
+class _Protocol(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped base
+    """Records the transcript, takes the greeting synchronously and reports hang-ups."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ctx: ProbeContext) -> None:
+        super().__init__(loop, self._on_lost)
+        self.ctx = ctx
+        self.greeting: asyncio.Future[bytes] = loop.create_future()
+        self.lost: asyncio.Future[BaseException] = loop.create_future()
+
+    def _on_lost(self, exc: BaseException | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(
+                ConnectionClosed(f"the server closed the connection ({exc})" if exc else
+                                 "the server closed the connection")
+            )
+
+    def data_received(self, d: bytes) -> None:
+        self.ctx.transcript.note("S", d.decode("utf-8", "replace").rstrip("\r\n"))
+        try:
+            super().data_received(d)
+        except Exception as exc:  # aioimaplib's parser gave up: that is the server's odd reply
+            if not self.lost.done():
+                self.lost.set_result(
+                    ProtocolViolation(f"unparseable reply {d[:200]!r}: {exc}")
+                )
+            if self.transport is not None:
+                self.transport.abort()
+
+    def send(self, line: str, scrub: str | None = None) -> None:
+        self.ctx.transcript.note("C", line)
+        super().send(line)
+
+    def _handle_line(self, line: bytes, current_cmd: Any) -> Any:
+        state = str(getattr(self, "state"))  # noqa: B009  # untyped base attribute
+        if state == imap_impl.CONNECTED and line:
+            upper = line.upper()
+            if upper.startswith(b"* PREAUTH"):
+                self.state = imap_impl.AUTH
+            elif upper.startswith(b"* OK"):
+                self.state = imap_impl.NONAUTH
+            else:
+                self.state = imap_impl.LOGOUT
+            if not self.greeting.done():
+                self.greeting.set_result(line)
+            return None
+        return super()._handle_line(line, current_cmd)
+
+
+def _text(response: Any) -> str:
+    """'NO [CODE] words' from an aioimaplib Response (tagged line last)."""
+    lines = [ln.decode("utf-8", "replace") if isinstance(ln, bytes | bytearray) else str(ln)
+             for ln in response.lines]
+    tagged = lines[-1] if lines else ""
+    alerts = [ln for ln in lines[:-1] if "[ALERT]" in ln.upper() or "[WEBALERT" in ln.upper()]
+    return " ".join([str(response.result), tagged, *alerts]).strip()
+
+
+class ImapClient:
+    def __init__(self, ctx: ProbeContext, endpoint: ImapEndpoint, tls: ssl.SSLContext | None):
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.host = endpoint.host
+        self.port = endpoint.effective_port
+        self.tls = tls
+        self.protocol: _Protocol | None = None
+        self.transport: asyncio.BaseTransport | None = None
+        self.encrypted = False
+
+    @property
+    def capabilities(self) -> set[str]:
+        assert self.protocol is not None
+        return {str(c).upper() for c in self.protocol.capabilities}
+
+    async def guard(self, aw: Awaitable[T]) -> T:
+        """Await `aw` unless the server hangs up (or garbles) first."""
+        assert self.protocol is not None
+        task: asyncio.Future[T] = asyncio.ensure_future(aw)
+        lost = self.protocol.lost
+        waiters: set[asyncio.Future[Any]] = {task, lost}
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            raise
+        if task.done():
+            try:
+                return task.result()
+            except imap_impl.AioImapException as exc:
+                raise ProtocolViolation(str(getattr(exc, "reason", exc))) from None
+        task.cancel()
+        raise lost.result()
+
+    async def execute(self, name: str, *args: str) -> Any:
+        assert self.protocol is not None
+        command = imap_impl.Command(name, self.protocol.new_tag(), *args, loop=self.protocol.loop)
+        return await self.guard(self.protocol.execute(command))
+
+    async def connect(self) -> None:
+        security = self.endpoint.security or "tls"
+        loop = asyncio.get_running_loop()
+        sock = await open_socket(self.ctx, self.host, self.port)
+        self.protocol = protocol = _Protocol(loop, self.ctx)
+        try:
+            if security == "tls":
+                with self.ctx.phase("tls"):
+                    self.transport, _ = await loop.create_connection(
+                        lambda: protocol, sock=sock, ssl=self.tls, server_hostname=self.host
+                    )
+                self.encrypted = True
+                record_tls(self.ctx, self.transport.get_extra_info("ssl_object"))
+            else:
+                self.transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        with self.ctx.phase("greeting"):
+            greeting = (await self.guard(protocol.greeting)).decode("utf-8", "replace")
+            if protocol.state == imap_impl.LOGOUT:
+                if greeting.upper().startswith("* BYE"):
+                    raise ImapReplyError("GREETING", greeting[2:])
+                raise ProtocolViolation(f"not an IMAP greeting: {greeting[:200]!r}")
+            await self.refresh_capabilities()
+        if security == "starttls":
+            await self.starttls()
+
+    async def refresh_capabilities(self) -> None:
+        assert self.protocol is not None
+        response = await self.execute("CAPABILITY")
+        if response.result != "OK":
+            raise ImapReplyError("CAPABILITY", _text(response))
+        caps: set[str] = set()
+        for line in response.lines[:-1]:
+            words = bytes(line).decode("utf-8", "replace").split()
+            if words and words[0].upper() == "CAPABILITY":  # aioimaplib may keep the keyword
+                words = words[1:]
+            caps.update(words)
+        if not any(c.upper() in ("IMAP4REV1", "IMAP4REV2", "IMAP4") for c in caps):
+            raise ProtocolViolation(f"CAPABILITY lists no IMAP4rev1: {' '.join(caps)[:200]}")
+        self.protocol.capabilities = caps
+
+    async def starttls(self) -> None:
+        assert self.protocol is not None and self.transport is not None
+        assert self.tls is not None
+        with self.ctx.phase("starttls"):
+            if "STARTTLS" not in self.capabilities:
+                raise StartTLSUnavailable(
+                    "the server did not offer STARTTLS (CAPABILITY: "
+                    f"{' '.join(sorted(self.capabilities))})"
+                )
+            response = await self.execute("STARTTLS")
+            if response.result != "OK":
+                raise ImapReplyError("STARTTLS", _text(response))
+        loop = asyncio.get_running_loop()
+        with self.ctx.phase("tls"):
+            new_transport = await loop.start_tls(
+                self.transport, self.protocol, self.tls, server_hostname=self.host  # type: ignore[arg-type]
+            )
+        assert new_transport is not None
+        self.transport = new_transport
+        self.protocol.transport = new_transport
+        self.encrypted = True
+        record_tls(self.ctx, new_transport.get_extra_info("ssl_object"))
+        with self.ctx.phase("starttls"):
+            await self.refresh_capabilities()
+
+    async def login(self, username: str, password: Secret) -> None:
+        assert self.protocol is not None
+        secret = password.reveal()
+        blob = base64.b64encode(f"\0{username}\0{secret}".encode()).decode()
+        self.ctx.redact.add(secret, imap_impl.quoted(secret), blob)
+        caps = self.capabilities
+        with self.ctx.phase("auth"):
+            if self.protocol.state == imap_impl.AUTH:
+                return  # PREAUTH greeting
+            if "AUTH=PLAIN" in caps and "SASL-IR" in caps:
+                response = await self.execute("AUTHENTICATE", "PLAIN", blob)
+                command = "AUTHENTICATE"
+            elif "LOGINDISABLED" not in caps:
+                response = await self.guard(self.protocol.login(username, secret))
+                command = "LOGIN"
+            elif not self.encrypted:
+                raise TLSRequired(
+                    "the server advertises LOGINDISABLED: it accepts no password before TLS"
+                )
+            else:
+                raise MechanismUnsupported(
+                    "the server disables LOGIN and offers no AUTH=PLAIN with SASL-IR "
+                    f"(CAPABILITY: {' '.join(sorted(caps))})"
+                )
+            if response.result != "OK":
+                raise ImapReplyError(command, _text(response))
+            self.protocol.state = imap_impl.AUTH
+            for line in response.lines:
+                text = bytes(line).decode("utf-8", "replace")
+                if "[CAPABILITY " in text.upper():
+                    inner = text[text.upper().index("[CAPABILITY ") + 12:].split("]")[0]
+                    self.protocol.capabilities = set(inner.split())
+
+    async def authenticate_sasl(self, mechanism: str, initial: str) -> None:
+        """AUTHENTICATE with an initial response (XOAUTH2, OAUTHBEARER); the caller has
+        registered `initial` with the redactor."""
+        assert self.protocol is not None
+        with self.ctx.phase("auth"):
+            if f"AUTH={mechanism.upper()}" not in self.capabilities:
+                raise MechanismUnsupported(
+                    f"the server does not offer AUTH={mechanism.upper()}"
+                )
+            response = await self.execute("AUTHENTICATE", mechanism.upper(), initial)
+            if response.result != "OK":
+                raise ImapReplyError("AUTHENTICATE", _text(response))
+            self.protocol.state = imap_impl.AUTH
+
+    async def select(self, mailbox: str = "INBOX", *, readonly: bool = False) -> Any:
+        assert self.protocol is not None
+        name = "EXAMINE" if readonly else "SELECT"
+        response = await self.guard(
+            self.protocol.execute(
+                imap_impl.Command(
+                    name, self.protocol.new_tag(), imap_impl.quoted(mailbox),
+                    loop=self.protocol.loop,
+                )
+            )
+        )
+        if response.result != "OK":
+            raise ImapReplyError(name, _text(response))
+        self.protocol.state = imap_impl.SELECTED
+        return response
+
+    async def logout(self) -> None:
+        """Polite LOGOUT; a server that hangs up first is fine."""
+        if self.protocol is None:
+            return
+        try:
+            await asyncio.wait_for(self.guard(self.protocol.logout()), 2.0)
+        except (OSError, TimeoutError, ProtocolViolation, ConnectionClosed):
+            pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            transport, self.transport = self.transport, None
+            transport.close()
+        if self.protocol is not None:
+            for task in list(self.protocol.tasks):
+                task.cancel()
+
+
+__all__ = ["ImapClient", "aioimaplib"]

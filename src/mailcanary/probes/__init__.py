@@ -1,0 +1,30 @@
+"""One prober per kind behind one function type, looked up in one registry.
+
+A prober only does the protocol work and raises on trouble; the runner owns timing,
+the timeout, classification and the outcome log line (as blackbox_exporter does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from ..config import Config
+from ..result import ProbeContext
+from . import imap, smtp
+
+ProbeFn = Callable[[ProbeContext, Config, str], Awaitable[None]]
+TimeoutFn = Callable[[Config, str], float]
+
+
+@dataclass(frozen=True)
+class ProbeKind:
+    run: ProbeFn
+    timeout: TimeoutFn
+    reasons: tuple[str, ...]  # every reason it can report, for zero-initialised series
+
+
+PROBES: dict[str, ProbeKind] = {
+    "imap": ProbeKind(imap.probe, imap.timeout, imap.REASONS),
+    "smtp": ProbeKind(smtp.probe, smtp.timeout, smtp.REASONS),
+}

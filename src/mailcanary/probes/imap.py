@@ -1,0 +1,33 @@
+"""IMAP login probe: connect, TLS, greeting, CAPABILITY, authenticate, SELECT INBOX, LOGOUT."""
+
+from __future__ import annotations
+
+from ..auth import imap_login
+from ..config import Config
+from ..failures import LOGIN_REASONS, Where
+from ..imapclient import ImapClient
+from ..result import ProbeContext
+from ..transport import tls_context
+
+REASONS = LOGIN_REASONS
+
+
+def timeout(config: Config, target: str) -> float:
+    return config.timeout_of(config.account(target))
+
+
+async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
+    account = config.account(target)
+    assert account.imap is not None
+    endpoint = account.imap
+    ctx.where = Where(endpoint.host, endpoint.effective_port, "imap")
+    tls = tls_context(account.ca_file) if endpoint.security != "none" else None
+    client = ImapClient(ctx, endpoint, tls)
+    try:
+        await client.connect()
+        await imap_login(client, account)
+        with ctx.phase("select"):
+            await client.select("INBOX", readonly=True)
+        await client.logout()
+    finally:
+        client.close()

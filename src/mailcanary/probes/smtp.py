@@ -1,0 +1,31 @@
+"""SMTP login probe: connect, TLS/STARTTLS, EHLO, AUTH, QUIT. It sends no message."""
+
+from __future__ import annotations
+
+from ..auth import smtp_login
+from ..config import Config
+from ..failures import LOGIN_REASONS, Where
+from ..result import ProbeContext
+from ..smtpclient import SmtpClient
+from ..transport import tls_context
+
+REASONS = LOGIN_REASONS
+
+
+def timeout(config: Config, target: str) -> float:
+    return config.timeout_of(config.account(target))
+
+
+async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
+    account = config.account(target)
+    assert account.smtp is not None
+    endpoint = account.smtp
+    ctx.where = Where(endpoint.host, endpoint.effective_port, "smtp")
+    tls = tls_context(account.ca_file) if endpoint.security != "none" else None
+    client = SmtpClient(ctx, endpoint, tls)
+    try:
+        await client.connect()
+        await smtp_login(client, account)
+        await client.quit()
+    finally:
+        client.close()

@@ -1,0 +1,140 @@
+"""What one probe run produced: the contract's JSON object, plus the transcript.
+
+`ProbeContext` is handed to every probe. The probe marks its phases with
+``async with ctx.phase("auth"):``; the runner reads ``ctx.current_phase`` when something
+goes wrong, so probes never decide their own success, duration or phase of failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .credentials import MASK
+from .failures import Where
+
+PHASES = (
+    "dns",
+    "connect",
+    "tls",
+    "greeting",
+    "starttls",
+    "token",
+    "auth",
+    "select",
+    "send",
+    "deliver",
+    "cleanup",
+)
+
+
+@dataclass
+class TLSInfo:
+    version: str | None = None
+    not_after: str | None = None  # RFC 3339, UTC
+    not_after_timestamp: float | None = None
+    issuer: str | None = None
+    subject: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"version": self.version, "not_after": self.not_after, "issuer": self.issuer}
+
+
+class Redactor:
+    """Replaces every registered secret (and its encodings) with ``***`` in any text."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, *values: str) -> None:
+        for value in values:
+            if value and len(value) >= 3:
+                self._secrets.add(value)
+
+    def __call__(self, text: str) -> str:
+        for value in sorted(self._secrets, key=len, reverse=True):
+            if value in text:
+                text = text.replace(value, MASK)
+        return text
+
+
+@dataclass
+class Transcript:
+    redact: Redactor
+    lines: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def note(self, direction: str, text: str) -> None:
+        """direction: "C" (client), "S" (server) or "*" (what the prober did)."""
+        elapsed = time.monotonic() - self.started
+        for line in text.splitlines() or [""]:
+            self.lines.append(f"{elapsed:8.3f} {direction}: {self.redact(line)}")
+
+
+@dataclass
+class ProbeContext:
+    probe: str
+    target: str
+    redact: Redactor = field(default_factory=Redactor)
+    phases: dict[str, float] = field(default_factory=dict)
+    current_phase: str | None = None
+    tls: TLSInfo | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    where: Where | None = None  # the endpoint, for hints ("nothing listens on HOST:PORT")
+    transcript: Transcript = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.transcript = Transcript(self.redact)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Time a phase; on failure it stays current so the runner reports it."""
+        assert name in PHASES, name
+        self.current_phase = name
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - start
+        self.current_phase = None
+
+
+@dataclass
+class ProbeResult:
+    probe: str
+    target: str
+    ok: bool
+    cls: str
+    reason: str
+    phase: str | None
+    detail: str
+    hint: str
+    duration_seconds: float
+    phases: dict[str, float]
+    tls: TLSInfo | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    transcript: list[str] = field(default_factory=list)
+    finished_at: float = field(default_factory=time.time)
+
+    def as_json(self, *, transcript: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "probe": self.probe,
+            "target": self.target,
+            "ok": self.ok,
+            "class": self.cls,
+            "reason": self.reason,
+            "phase": self.phase,
+            "detail": self.detail,
+            "hint": self.hint,
+            "duration_seconds": round(self.duration_seconds, 6),
+            "phases": {k: round(v, 6) for k, v in self.phases.items()},
+        }
+        if self.tls is not None:
+            out["tls"] = self.tls.as_json()
+        out.update(self.extra)
+        if transcript:
+            out["transcript"] = self.transcript
+        return out
