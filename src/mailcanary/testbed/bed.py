@@ -74,7 +74,9 @@ def wait_for_greeting(
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TestBedError(f"{host}:{port} did not greet with {prefix!r} in {timeout} s: {last}")
+            raise TestBedError(
+                f"{host}:{port} did not greet with {prefix!r} within {timeout} s: {last}"
+            )
         try:
             return _read_greeting(host, port, prefix, tls, min(remaining, 2.0))
         except (OSError, ssl.SSLError) as exc:
@@ -348,8 +350,16 @@ class MailTestBed:
         return "\n".join(parts)
 
     def _prepare(self) -> None:
-        for d in (self.root, self.cert_dir, self.dovecot_dir, self.run_dir, self.log_dir,
-                  self.postfix_dir, self.queue_dir, self.mail_root):
+        for d in (
+            self.root,
+            self.cert_dir,
+            self.dovecot_dir,
+            self.run_dir,
+            self.log_dir,
+            self.postfix_dir,
+            self.queue_dir,
+            self.mail_root,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         _make_traversable(self.root)
         for d in (self.mail_root, self.dovecot_dir, self.log_dir, self.postfix_dir):
@@ -368,12 +378,15 @@ class MailTestBed:
         self._ca, self._ca_pem, self._valid, self._fault_certs = make_certs(self.cert_dir)
         self.cert_dir.chmod(0o755)
 
-        for attr in ("imap_port", "imaps_port", "submission_port", "submissions_port",
-                     "smtp_port"):
+        for attr in ("imap_port", "imaps_port", "submission_port", "submissions_port", "smtp_port"):
             setattr(self, attr, free_port(self.host))
 
-        self.log_paths = [self.dovecot_log, self.dovecot_dir / "dovecot.stderr",
-                          self.postfix_log, self.postfix_dir / "postfix.stderr"]
+        self.log_paths = [
+            self.dovecot_log,
+            self.dovecot_dir / "dovecot.stderr",
+            self.postfix_log,
+            self.postfix_dir / "postfix.stderr",
+        ]
         for log in self.log_paths:
             log.touch()
 
