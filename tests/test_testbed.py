@@ -22,9 +22,12 @@ from mailcanary.testbed import (
     FAULT_KINDS,
     SPAM_HEADER,
     MailTestBed,
+    TestBedError,
     TestBedUser,
+    ensure_installed,
     write_demo_config,
 )
+from mailcanary.testbed.install import missing_components
 
 pytestmark = pytest.mark.testbed
 
@@ -66,6 +69,16 @@ def _send(bed: MailTestBed, msg: EmailMessage, to: str) -> None:
         smtp.send_message(msg, from_addr=ALICE.address, to_addrs=[to])
 
 
+def test_installed() -> None:
+    ensure_installed()  # everything present: a no-op
+    assert missing_components() == []
+
+
+def test_root_with_whitespace_refused(tmp_path: Path) -> None:
+    with pytest.raises(TestBedError, match="whitespace"):
+        MailTestBed(tmp_path / "a b").start()
+
+
 def test_user_address() -> None:
     assert ALICE.address == "alice@example.test"
     assert len({u.password for u in DEFAULT_USERS}) == len(DEFAULT_USERS)
@@ -91,6 +104,9 @@ def test_imaps_login_and_select(testbed: MailTestBed) -> None:
 def test_imap_starttls_login(testbed: MailTestBed) -> None:
     with imaplib.IMAP4(testbed.host, testbed.imap_port, timeout=10) as imap:
         assert "STARTTLS" in imap.capabilities
+        assert "IDLE" in imap.capabilities
+        # 127.0.0.1 -> 127.0.0.1 counts as secured for Dovecot: no LOGINDISABLED here.
+        assert "LOGINDISABLED" not in imap.capabilities
         imap.starttls(ssl_context=testbed.ssl_context())
         imap.login(BOB.name, BOB.password)
         assert imap.select("INBOX")[0] == "OK"

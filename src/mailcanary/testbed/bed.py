@@ -107,7 +107,7 @@ def process_tree(pid: int) -> set[int]:
     todo = [pid]
     while todo:
         p = todo.pop()
-        if p in tree or not Path(f"/proc/{p}").exists():
+        if p in tree or not _alive(p):
             continue
         tree.add(p)
         todo.extend(children.get(p, ()))
@@ -322,6 +322,8 @@ class MailTestBed:
             return
         if os.geteuid() != 0:
             raise TestBedError("the mail test bed must run as root (Postfix requires it)")
+        if any(c.isspace() for c in str(self.root)):
+            raise TestBedError(f"the test bed root must not contain whitespace: {self.root!r}")
         t0 = time.monotonic()
         self._started = True
         try:
@@ -558,18 +560,26 @@ class MailTestBed:
             pids |= instance.pids()
         return pids
 
-    def stop(self) -> None:
-        """Stop everything this bed started; idempotent; waits until all processes are gone.
+    def stop(self, *, wait_reaped: float = 0.0) -> None:
+        """Stop everything this bed started; idempotent; returns once all of it is dead.
 
         Postfix: SIGTERM to the master (what ``postfix stop`` does, without its 1 s polling
         sleeps; the master passes it on to its children), SIGKILL after 5 s.
-        Dovecot: SIGTERM to each master (what ``doveadm stop`` does).
+        Dovecot: SIGTERM to each master (what ``doveadm stop`` does), SIGKILL after 5 s.
+
+        The daemons' processes are orphans (children of PID 1) once their master is gone, so
+        for a moment they can remain as zombies until PID 1 reaps them (about 1 s on these
+        machines). A zombie holds no port, file or socket; ``wait_reaped`` seconds > 0 also
+        waits for their /proc entries to disappear.
         """
         if not self._started:
             return
         t0 = time.monotonic()
         pids = self.pids()
         terminate_tree(pids)
+        deadline = time.monotonic() + wait_reaped
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.01)
         for instance, _, _ in self._faults.values():
             instance.master_pid = None
         if self._dovecot is not None:
