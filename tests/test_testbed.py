@@ -300,6 +300,8 @@ def test_demo_config(testbed: MailTestBed, tmp_path: Path) -> None:
     assert alice_secret.stat().st_mode & 0o777 == 0o600
     assert Path(accounts["bob"]["password_file"]).read_text().rstrip("\n") != BOB.password
     assert config["routes"][0]["name"] == "alice-to-bob"
+    assert Path(config["daemon"]["state_dir"]).is_relative_to(testbed.root)
+    assert alice_secret.is_relative_to(testbed.root)
 
 
 def _alive(pid: int) -> bool:

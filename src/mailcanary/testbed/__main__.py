@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
         print("\n".join(out), flush=True)
         stop.wait()
     finally:
-        bed.stop()
+        bed.stop(wait_reaped=2.0)
     print(f"stopped (stop {bed.timings.get('stop', 0):.2f} s)", flush=True)
     return 0
 

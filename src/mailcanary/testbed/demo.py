@@ -28,14 +28,15 @@ def write_demo_config(
 ) -> Path:
     """Write a mailcanary TOML config for accounts alice and bob and route alice-to-bob.
 
-    Passwords go to 0600 files next to the config (``<config dir>/secrets/<name>``).
+    Passwords go to 0600 files ``<bed root>/demo/secrets/<name>``; the daemon's state_dir
+    is ``<bed root>/demo/state``.
     ``broken_user``'s file holds a wrong password, so a demo shows the diagnosis.
     """
     path = Path(path).absolute()
-    secrets = path.parent / "secrets"
+    secrets = bed.root / "demo" / "secrets"
     secrets.mkdir(parents=True, exist_ok=True)
     secrets.chmod(0o700)
-    state_dir = path.parent / "state"
+    state_dir = bed.root / "demo" / "state"
     lines = [
         "# mailcanary demo config for the test bed in " + str(bed.root),
         "[daemon]",
