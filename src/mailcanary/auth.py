@@ -22,10 +22,14 @@ def _no_oauth2(account: AccountConfig) -> CredentialError:
 async def imap_login(client: ImapClient, account: AccountConfig) -> None:
     if account.oauth2 is not None:
         raise _no_oauth2(account)
-    await client.login(account.login, account_password(account))
+    with client.ctx.phase("auth"):
+        password = account_password(account)
+    await client.login(account.login, password)
 
 
 async def smtp_login(client: SmtpClient, account: AccountConfig) -> None:
     if account.oauth2 is not None:
         raise _no_oauth2(account)
-    await client.auth_password(account.login, account_password(account))
+    with client.ctx.phase("auth"):
+        password = account_password(account)
+    await client.auth_password(account.login, password)

@@ -128,34 +128,11 @@ TAXONOMY: dict[str, tuple[str, ...]] = {
 CLASS_OF: dict[str, str] = {r: c for c, reasons in TAXONOMY.items() for r in reasons}
 
 # What a login probe (imap, smtp) can produce: used to pre-create failure series at zero.
-LOGIN_REASONS: tuple[str, ...] = (
-    "nxdomain",
-    "dns_error",
-    "connection_refused",
-    "unreachable",
-    "connection_reset",
-    "timeout",
-    "cert_expired",
-    "cert_untrusted",
-    "hostname_mismatch",
-    "handshake_failed",
-    "starttls_unavailable",
-    "tls_required",
-    "invalid_credentials",
-    "app_password_required",
-    "basic_auth_disabled",
-    "web_login_required",
-    "account_locked",
-    "mechanism_unsupported",
-    "oauth_token_error",
-    "protocol_disabled",
-    "mailbox_full",
-    "rate_limited",
-    "too_many_connections",
-    "unavailable",
-    "server_error",
-    "protocol_error",
-    "config_error",
+LOGIN_REASONS: tuple[str, ...] = tuple(
+    reason
+    for cls, reasons in TAXONOMY.items()
+    if cls not in ("ok", "spam", "delivery")
+    for reason in reasons
 )
 
 
@@ -287,7 +264,9 @@ _PROVIDER_WORDS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 
 def _provider_reason(text: str) -> str | None:
-    low = text.lower()
+    # Multi-line replies break phrases across lines ("534-5.7.14 Please log in\n534-5.7.14
+    # via your web browser"): drop the continuation prefixes and fold the whitespace.
+    low = " ".join(re.sub(r"(?m)^(\d{3}[ -])?(\d\.\d{1,3}\.\d{1,3} )?", "", text).lower().split())
     for pattern, reason in _PROVIDER_WORDS:
         if pattern.search(low):
             return reason

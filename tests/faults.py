@@ -1,0 +1,184 @@
+"""Small asyncio servers for the faults a real Dovecot or Postfix cannot be made to produce.
+
+Each server is scripted by a few replies: a port that never greets, one that greets and
+hangs, one that hangs up mid-command, and IMAP/SMTP responders that answer a login with a
+provider's exact words (Google's and Microsoft's replies are the one thing we must mock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Script:
+    """What a fake server says. `None` for a reply means: hang (say nothing, keep the line)."""
+
+    protocol: str  # "imap" or "smtp"
+    greeting: str | None = None
+    login_reply: str | None = "OK"  # IMAP: "NO [...] words" ; SMTP: "535 5.7.8 ..."
+    drop_after_greeting: bool = False  # close right after the greeting (+ capability, IMAP)
+    drop_on_login: bool = False  # close the connection when the login command arrives
+    capabilities: str = "IMAP4rev1 AUTH=PLAIN SASL-IR IDLE"
+    ehlo: tuple[str, ...] = ("AUTH PLAIN LOGIN", "8BITMIME")
+    starttls: ssl.SSLContext | None = None  # offer STARTTLS with this server context
+    received: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.greeting is None:
+            self.greeting = "* OK fake IMAP ready" if self.protocol == "imap" else "220 fake ESMTP"
+
+
+async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    assert script.greeting is not None
+    writer.write(script.greeting.encode() + b"\r\n")
+    await writer.drain()
+    if script.drop_after_greeting:
+        # Like a server that greets and then hits its connection limit.
+        await reader.readline()
+        return
+    caps = script.capabilities + (" STARTTLS" if script.starttls else "")
+    while line := await reader.readline():
+        text = line.decode(errors="replace").rstrip("\r\n")
+        script.received.append(text)
+        tag, _, rest = text.partition(" ")
+        cmd = rest.split(" ", 1)[0].upper()
+        if cmd == "CAPABILITY":
+            writer.write(f"* CAPABILITY {caps}\r\n{tag} OK CAPABILITY done\r\n".encode())
+        elif cmd == "STARTTLS" and script.starttls is not None:
+            writer.write(f"{tag} OK Begin TLS\r\n".encode())
+            await writer.drain()
+            await writer.start_tls(script.starttls)
+            caps = script.capabilities
+            continue
+        elif cmd in ("LOGIN", "AUTHENTICATE"):
+            if script.drop_on_login:
+                return
+            if script.login_reply is None:
+                await asyncio.sleep(3600)
+            reply = script.login_reply
+            if reply.startswith("*"):  # untagged lines first, then "NO ..."
+                untagged, _, reply = reply.partition("\n")
+                writer.write(untagged.encode() + b"\r\n")
+            writer.write(f"{tag} {reply}\r\n".encode())
+        elif cmd in ("SELECT", "EXAMINE"):
+            writer.write(f"* 0 EXISTS\r\n{tag} OK [READ-ONLY] done\r\n".encode())
+        elif cmd == "LOGOUT":
+            writer.write(f"* BYE bye\r\n{tag} OK done\r\n".encode())
+            await writer.drain()
+            return
+        else:
+            writer.write(f"{tag} BAD unknown command\r\n".encode())
+        await writer.drain()
+
+
+async def _smtp(script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    assert script.greeting is not None
+    writer.write(script.greeting.encode() + b"\r\n")
+    await writer.drain()
+    if script.drop_after_greeting:
+        await reader.readline()
+        return
+    ehlo = list(script.ehlo) + (["STARTTLS"] if script.starttls else [])
+    while line := await reader.readline():
+        text = line.decode(errors="replace").rstrip("\r\n")
+        script.received.append(text)
+        cmd = text.split(" ", 1)[0].upper()
+        if cmd in ("EHLO", "HELO"):
+            lines = ["fake.example.test", *ehlo]
+            out = "".join(
+                f"250{'-' if i < len(lines) - 1 else ' '}{ln}\r\n" for i, ln in enumerate(lines)
+            )
+            writer.write(out.encode())
+        elif cmd == "STARTTLS" and script.starttls is not None:
+            writer.write(b"220 2.0.0 Ready to start TLS\r\n")
+            await writer.drain()
+            await writer.start_tls(script.starttls)
+            ehlo = list(script.ehlo)
+            continue
+        elif cmd == "AUTH":
+            if script.drop_on_login:
+                return
+            if script.login_reply is None:
+                await asyncio.sleep(3600)
+            reply = "235 2.7.0 Authentication successful" if script.login_reply == "OK" else (
+                script.login_reply
+            )
+            writer.write(reply.replace("\n", "\r\n").encode() + b"\r\n")
+        elif cmd == "QUIT":
+            writer.write(b"221 2.0.0 Bye\r\n")
+            await writer.drain()
+            return
+        else:
+            writer.write(b"502 5.5.2 Error: command not recognized\r\n")
+        await writer.drain()
+
+
+@contextlib.asynccontextmanager
+async def fake_server(
+    script: Script | None = None, *, silent: bool = False, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
+    """Serve `script` (or accept and say nothing when `silent`) on 127.0.0.1; yields the port."""
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            if silent or script is None:
+                await asyncio.sleep(3600)
+            elif script.protocol == "imap":
+                await _imap(script, reader, writer)
+            else:
+                await _smtp(script, reader, writer)
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            handlers.discard(task)
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield port
+    finally:
+        server.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 1)
+
+
+@contextlib.asynccontextmanager
+async def resetting_server() -> AsyncIterator[int]:
+    """Accepts, then resets the connection (RST via SO_LINGER 0) at once."""
+    import socket
+    import struct
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield port
+    finally:
+        server.close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
