@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -60,6 +62,7 @@ async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
                 return
             if script.login_reply is None:
                 await asyncio.sleep(3600)
+                return
             reply = script.login_reply
             if reply.startswith("*"):  # untagged lines first, then "NO ..."
                 untagged, _, reply = reply.partition("\n")
@@ -105,6 +108,7 @@ async def _smtp(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
                 return
             if script.login_reply is None:
                 await asyncio.sleep(3600)
+                return
             reply = "235 2.7.0 Authentication successful" if script.login_reply == "OK" else (
                 script.login_reply
             )
@@ -158,8 +162,6 @@ async def fake_server(
 @contextlib.asynccontextmanager
 async def resetting_server() -> AsyncIterator[int]:
     """Accepts, then resets the connection (RST via SO_LINGER 0) at once."""
-    import socket
-    import struct
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
@@ -176,7 +178,6 @@ async def resetting_server() -> AsyncIterator[int]:
 
 def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

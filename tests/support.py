@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 PASSWORD = "Canary-Secret-7f3a9d"  # distinctive, so the leak tests can grep for it
 
 
@@ -67,16 +68,16 @@ def password_file(tmp: Path, password: str = PASSWORD, name: str = "pw") -> Path
     return path
 
 
-async def cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+async def cli(*args: str, limit: float = 60) -> tuple[int, str, str]:
     """Run `python -m mailcanary ARGS` without blocking the loop the fake servers live on."""
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = SRC
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailcanary", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(), limit)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

@@ -133,7 +133,7 @@ async def test_smtp_auth_replies(tmp_path: Path, reply: str, reason: str) -> Non
     script = Script("smtp", login_reply=reply)
     async with fake_server(script) as port:
         row = await assert_reason(tmp_path, "smtp", endpoint("127.0.0.1", port), reason, "auth")
-    assert reply.split("\n")[0][4:30] in row["detail"]
+    assert reply.split("\n", maxsplit=1)[0][4:30] in row["detail"]
 
 
 GREETINGS = [

@@ -80,7 +80,12 @@ def _name(parts: object) -> str | None:
     if not isinstance(parts, tuple):
         return None
     names = []
-    short = {"commonName": "CN", "organizationName": "O", "countryName": "C"}
+    short = {
+        "commonName": "CN",
+        "organizationName": "O",
+        "organizationalUnitName": "OU",
+        "countryName": "C",
+    }
     for rdn in parts:
         for key, value in rdn:
             names.append(f"{short.get(key, key)}={value}")
