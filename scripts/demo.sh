@@ -34,7 +34,11 @@ if [[ -n "${DEMO_SECONDS:-}" ]]; then
   daemon=$!
   sleep "$DEMO_SECONDS"
   echo "== metrics after ${DEMO_SECONDS}s:"
-  curl -fsS http://127.0.0.1:9782/metrics 2>/dev/null | grep -E '^mailcanary_probe_success' || true
+  .venv/bin/python - <<'PY' || true
+import urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:9782/metrics", timeout=5).read().decode()
+print("\n".join(line for line in body.splitlines() if line.startswith("mailcanary_probe_success")))
+PY
   kill -TERM "$daemon"
   wait "$daemon"
 else
