@@ -68,13 +68,18 @@ def password_file(tmp: Path, password: str = PASSWORD, name: str = "pw") -> Path
     return path
 
 
-async def cli(*args: str, limit: float = 60) -> tuple[int, str, str]:
-    """Run `python -m mailcanary ARGS` without blocking the loop the fake servers live on."""
+async def cli(
+    *args: str, limit: float = 60, prefix: tuple[str, ...] = ()
+) -> tuple[int, str, str]:
+    """Run `python -m mailcanary ARGS` without blocking the loop the fake servers live on.
+
+    `prefix` runs it under another command, e.g. ("unshare", "-n") for an empty network.
+    """
     env = dict(os.environ)
     src = SRC
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mailcanary", *args,
+        *prefix, sys.executable, "-m", "mailcanary", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
     out, err = await asyncio.wait_for(proc.communicate(), limit)
@@ -82,7 +87,9 @@ async def cli(*args: str, limit: float = 60) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def check_json(config: Path, *args: str) -> tuple[int, list[dict[str, Any]], str]:
-    code, out, err = await cli("check", "--config", str(config), "--json", *args)
+async def check_json(
+    config: Path, *args: str, prefix: tuple[str, ...] = ()
+) -> tuple[int, list[dict[str, Any]], str]:
+    code, out, err = await cli("check", "--config", str(config), "--json", *args, prefix=prefix)
     results = [json.loads(line) for line in out.splitlines() if line.strip()]
     return code, results, out + err

@@ -4,7 +4,9 @@ in-process through the runner, and through the public `mailcanary check --json`.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import ssl
+import subprocess
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -323,3 +325,40 @@ async def test_one_hanging_account_does_not_slow_another(tmp_path: Path) -> None
     assert by_target["fast"]["ok"] is True
     assert by_target["fast"]["duration_seconds"] < 1.0
     assert by_target["slow"]["reason"] == "timeout"
+
+
+def _netns_works() -> bool:
+    """`unshare -n` gives a network namespace with only a downed loopback: no route at all."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+needs_netns = pytest.mark.skipif(not _netns_works(), reason="unshare -n is not permitted here")
+
+
+@needs_netns
+@pytest.mark.parametrize("proto", ["imap", "smtp"])
+async def test_unreachable_in_empty_network(tmp_path: Path, proto: str) -> None:
+    pw = password_file(tmp_path)
+    cfg = write_config(
+        tmp_path, account("acc", password_file=pw, **{proto: endpoint("127.0.0.1", 993)})
+    )
+    code, [row], _ = await check_json(cfg, prefix=("unshare", "-n"))
+    assert code == 1
+    assert (row["class"], row["reason"], row["phase"]) == ("network", "unreachable", "connect")
+
+
+@needs_netns
+@pytest.mark.parametrize("proto", ["imap", "smtp"])
+async def test_dns_error_when_resolver_unreachable(tmp_path: Path, proto: str) -> None:
+    """No route to the configured nameserver: the lookup fails temporarily (EAI_AGAIN),
+    which is a DNS failure, not a name that does not exist."""
+    pw = password_file(tmp_path)
+    cfg = write_config(
+        tmp_path, account("acc", password_file=pw, **{proto: endpoint("mail.example.com", 993)})
+    )
+    code, [row], _ = await check_json(cfg, prefix=("unshare", "-n"))
+    assert code == 1
+    assert (row["class"], row["reason"], row["phase"]) == ("dns", "dns_error", "dns")
