@@ -342,8 +342,11 @@ needs_netns = pytest.mark.skipif(not _netns_works(), reason="unshare -n is not p
 @pytest.mark.parametrize("proto", ["imap", "smtp"])
 async def test_unreachable_in_empty_network(tmp_path: Path, proto: str) -> None:
     pw = password_file(tmp_path)
+    ep = endpoint("127.0.0.1", 993)
     cfg = write_config(
-        tmp_path, account("acc", password_file=pw, **{proto: endpoint("127.0.0.1", 993)})
+        tmp_path,
+        account("acc", password_file=pw, imap=ep if proto == "imap" else None,
+                smtp=ep if proto == "smtp" else None),
     )
     code, [row], _ = await check_json(cfg, prefix=("unshare", "-n"))
     assert code == 1
@@ -356,8 +359,11 @@ async def test_dns_error_when_resolver_unreachable(tmp_path: Path, proto: str) -
     """No route to the configured nameserver: the lookup fails temporarily (EAI_AGAIN),
     which is a DNS failure, not a name that does not exist."""
     pw = password_file(tmp_path)
+    ep = endpoint("mail.example.com", 993)
     cfg = write_config(
-        tmp_path, account("acc", password_file=pw, **{proto: endpoint("mail.example.com", 993)})
+        tmp_path,
+        account("acc", password_file=pw, imap=ep if proto == "imap" else None,
+                smtp=ep if proto == "smtp" else None),
     )
     code, [row], _ = await check_json(cfg, prefix=("unshare", "-n"))
     assert code == 1
