@@ -6,4 +6,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== mypy"; .venv/bin/mypy --strict src tests
-echo "== pytest"; .venv/bin/python -m pytest "$@"
+# A private base temp dir: concurrent pytest runs on one machine would otherwise share
+# /tmp/pytest-of-$USER and prune each other's test-bed directories mid-run.
+basetemp=$(mktemp -d /tmp/mailcanary-tests.XXXXXX)
+echo "== pytest (temp files in $basetemp)"
+.venv/bin/python -m pytest --basetemp="$basetemp" "$@"
+rm -rf "$basetemp"

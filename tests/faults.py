@@ -164,6 +164,7 @@ async def resetting_server() -> AsyncIterator[int]:
     """Accepts, then resets the connection (RST via SO_LINGER 0) at once."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.05)  # let the client finish connecting: the reset hits the greeting
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()
