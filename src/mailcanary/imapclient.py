@@ -63,8 +63,11 @@ class _Protocol(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped
                 self.transport.abort()
 
     def send(self, line: str, scrub: str | None = None) -> None:
+        # Not super().send(): aioimaplib logs the raw line at debug level, and its scrub
+        # covers LOGIN's password but not an AUTHENTICATE blob. Our transcript is redacted.
         self.ctx.transcript.note("C", line)
-        super().send(line)
+        assert self.transport is not None
+        self.transport.write(line.encode("utf-8") + b"\r\n")
 
     def _handle_line(self, line: bytes, current_cmd: Any) -> Any:
         state = str(getattr(self, "state"))  # noqa: B009  # untyped base attribute
