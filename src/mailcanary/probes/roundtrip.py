@@ -29,6 +29,7 @@ REASONS = (*LOGIN_REASONS, "spam_folder", "lost", "delayed")
 __all__ = ["REASONS", "SweepReport", "probe", "round_trip", "sweep", "timeout"]
 
 AfterAccept = Callable[[bytes], Awaitable[None]]
+AfterSeen = Callable[[str, float], Awaitable[None]]  # (token, accept time by time.time())
 
 
 def timeout(config: Config, target: str) -> float:
@@ -55,11 +56,13 @@ async def round_trip(
     *,
     extra_headers: Mapping[str, str] | None = None,
     after_accept: AfterAccept | None = None,
+    after_seen: AfterSeen | None = None,
     use_special_use: bool = True,
 ) -> None:
-    """One canary. The keyword arguments exist for tests only: headers to add (e.g. the
-    test bed's spam marker), a hook run right after the SMTP accept, and ignoring
-    SPECIAL-USE flags to exercise the fallback by folder name."""
+    """One canary. The keyword arguments exist for tests and the benchmark only: headers
+    to add (e.g. the test bed's spam marker), hooks run right after the SMTP accept and
+    right before the cleanup, and ignoring SPECIAL-USE flags to exercise the fallback by
+    folder name."""
     route = config.route(target)
     sender, receiver = config.account(route.from_), config.account(route.to)
     assert sender.smtp is not None and receiver.imap is not None
@@ -101,7 +104,7 @@ async def round_trip(
 
         sighting, late = await _watch_and_clean(
             ctx, watcher, store, token=token, accepted=accepted, accepted_wall=accepted_wall,
-            deadline=route.deadline,
+            deadline=route.deadline, after_seen=after_seen,
         )
         ctx.extra["imap_commands"] = imap.commands_sent
         await imap.logout()
@@ -124,6 +127,7 @@ async def _watch_and_clean(
     accepted: float,
     accepted_wall: float,
     deadline: float,
+    after_seen: AfterSeen | None,
 ) -> tuple[Sighting | None, bool]:
     """Phases deliver and cleanup: (where it was seen, whether only after the deadline)."""
     with ctx.phase("deliver"):
@@ -133,6 +137,8 @@ async def _watch_and_clean(
             sighting = await watcher.search_elsewhere(token)
         if sighting is not None:
             await _read_headers(ctx, watcher, sighting, accepted_wall)
+    if after_seen is not None:
+        await after_seen(token, accepted_wall)
     with ctx.phase("cleanup"):
         if sighting is not None:
             await watcher.select(sighting.folder)
