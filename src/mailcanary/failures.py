@@ -75,6 +75,18 @@ class ConnectionClosed(ProbeError, ConnectionResetError):
     """The server closed the connection while we waited for it."""
 
 
+class StateError(ProbeError):
+    """The state directory (in-flight canaries) cannot be used: a configuration problem."""
+
+
+class DeliveryProblem(ProbeError):
+    """A canary that was accepted but not delivered as it should be (spam, lost, delayed)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)
+
+
 # --------------------------------------------------------------------------- outcomes
 
 
@@ -438,6 +450,10 @@ def exception_reason(exc: BaseException, phase: str | None) -> tuple[str, str]:
         if isinstance(exc, SmtpReplyError):
             return classify_smtp_reply(exc.command, exc.code or 0, exc.text), str(exc)
         return classify_imap_reply(exc.command, exc.text), str(exc)
+    if isinstance(exc, DeliveryProblem):
+        return exc.reason, str(exc)
+    if isinstance(exc, StateError):
+        return "config_error", str(exc)
     if isinstance(exc, StartTLSUnavailable):
         return "starttls_unavailable", str(exc)
     if isinstance(exc, TLSRequired):

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import ssl
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aioimaplib
 from aioimaplib import aioimaplib as imap_impl
 
-from .config import ImapEndpoint
+from . import mutf7
+from .config import AccountConfig, ImapEndpoint
 from .credentials import Secret
 from .failures import (
     ConnectionClosed,
@@ -28,10 +31,14 @@ from .failures import (
     StartTLSUnavailable,
     TLSRequired,
 )
+from .mailboxes import Folder, parse_list
 from .result import ProbeContext
-from .transport import open_socket, record_tls
+from .transport import open_socket, record_tls, tls_context
 
 T = TypeVar("T")
+
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_STATUS_ITEMS = re.compile(rb"\(([^()]*)\)\s*$")
 
 
 class _Protocol(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped base
@@ -42,6 +49,7 @@ class _Protocol(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped
         self.ctx = ctx
         self.greeting: asyncio.Future[bytes] = loop.create_future()
         self.lost: asyncio.Future[BaseException] = loop.create_future()
+        self.commands_sent = 0  # tagged commands, for "IMAP commands per canary"
 
     def _on_lost(self, exc: BaseException | None) -> None:
         if not self.lost.done():
@@ -66,6 +74,8 @@ class _Protocol(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped
         # Not super().send(): aioimaplib logs the raw line at debug level, and its scrub
         # covers LOGIN's password but not an AUTHENTICATE blob. Our transcript is redacted.
         self.ctx.transcript.note("C", line)
+        if line != "DONE":
+            self.commands_sent += 1
         assert self.transport is not None
         self.transport.write(line.encode("utf-8") + b"\r\n")
 
@@ -104,6 +114,7 @@ class ImapClient:
         self.protocol: _Protocol | None = None
         self.transport: asyncio.BaseTransport | None = None
         self.encrypted = False
+        self._idle: asyncio.Future[Any] | None = None
 
     @property
     def capabilities(self) -> set[str]:
@@ -229,11 +240,21 @@ class ImapClient:
             if response.result != "OK":
                 raise ImapReplyError(command, _text(response))
             self.protocol.state = imap_impl.AUTH
-            for line in response.lines:
-                text = bytes(line).decode("utf-8", "replace")
-                if "[CAPABILITY " in text.upper():
-                    inner = text[text.upper().index("[CAPABILITY ") + 12:].split("]")[0]
-                    self.protocol.capabilities = set(inner.split())
+            self._capabilities_after_auth(response)
+
+    def _capabilities_after_auth(self, response: Any) -> None:
+        """Servers list more capabilities once logged in (UIDPLUS, SPECIAL-USE, MOVE), in
+        the tagged OK's [CAPABILITY ...] or an untagged CAPABILITY line (Dovecot)."""
+        assert self.protocol is not None
+        for line in response.lines:
+            text = bytes(line).decode("utf-8", "replace")
+            upper = text.upper()
+            if "[CAPABILITY " in upper:
+                inner = text[upper.index("[CAPABILITY ") + 12:].split("]")[0]
+                self.protocol.capabilities = set(inner.split())
+            elif upper.startswith(("CAPABILITY ", "* CAPABILITY ")):
+                self.protocol.capabilities = set(text.split()[1:] if upper.startswith("C")
+                                                 else text.split()[2:])
 
     async def authenticate_sasl(self, mechanism: str, initial: str) -> None:
         """AUTHENTICATE with an initial response (XOAUTH2, OAUTHBEARER); the caller has
@@ -248,6 +269,7 @@ class ImapClient:
             if response.result != "OK":
                 raise ImapReplyError("AUTHENTICATE", _text(response))
             self.protocol.state = imap_impl.AUTH
+            self._capabilities_after_auth(response)
 
     async def select(self, mailbox: str = "INBOX", *, readonly: bool = False) -> Any:
         assert self.protocol is not None
@@ -265,6 +287,163 @@ class ImapClient:
         self.protocol.state = imap_impl.SELECTED
         return response
 
+    # ------------------------------------------------------------ mailbox commands
+
+    @property
+    def commands_sent(self) -> int:
+        return self.protocol.commands_sent if self.protocol is not None else 0
+
+    async def command(
+        self,
+        name: str,
+        *args: str,
+        uid: bool = False,
+        fetch: bool = False,
+        untagged: str | None = None,
+    ) -> Any:
+        """Run one command (guarded), raising ImapReplyError unless the server says OK."""
+        assert self.protocol is not None
+        prefix = "UID" if uid else None
+        if fetch:
+            cmd: imap_impl.Command = imap_impl.FetchCommand(
+                self.protocol.new_tag(), *args, prefix=prefix, loop=self.protocol.loop
+            )
+        else:
+            cmd = imap_impl.Command(
+                name, self.protocol.new_tag(), *args, prefix=prefix,
+                untagged_resp_name=untagged, loop=self.protocol.loop,
+            )
+        response = await self.guard(self.protocol.execute(cmd))
+        if response.result != "OK":
+            label = f"UID {name}" if uid else name
+            raise ImapReplyError(label, _text(response))
+        return response
+
+    async def noop(self) -> None:
+        await self.command("NOOP")
+
+    async def list_folders(self) -> list[Folder]:
+        """Every folder, with RFC 6154 special-use flags when the server can return them."""
+        if "LIST-EXTENDED" in self.capabilities and "SPECIAL-USE" in self.capabilities:
+            response = await self.command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
+        else:
+            response = await self.command("LIST", '""', '"*"')
+        return parse_list(response.lines[:-1])
+
+    async def status(self, folder: Folder | str, *items: str) -> dict[str, int]:
+        wire = folder.wire if isinstance(folder, Folder) else mutf7.encode(folder)
+        response = await self.command("STATUS", imap_impl.quoted(wire), f"({' '.join(items)})")
+        for line in response.lines[:-1]:
+            match = _STATUS_ITEMS.search(bytes(line))
+            if match:
+                words = match.group(1).decode("ascii", "replace").split()
+                return {k.upper(): int(v) for k, v in zip(words[::2], words[1::2], strict=False)
+                        if v.isdigit()}
+        raise ProtocolViolation(f"STATUS gave no item list: {response.lines!r:.200}")
+
+    async def select_folder(self, folder: Folder | str, *, readonly: bool = False) -> Any:
+        wire = folder.wire if isinstance(folder, Folder) else mutf7.encode(folder)
+        return await self.select(wire, readonly=readonly)
+
+    async def uid_search(self, *criteria: str) -> list[int]:
+        response = await self.command("SEARCH", *criteria, uid=True)
+        uids: list[int] = []
+        for line in response.lines[:-1]:
+            words = bytes(line).split()
+            if words and words[0].upper() == b"SEARCH":
+                words = words[1:]
+            uids += [int(w) for w in words if w.isdigit()]
+        return sorted(set(uids))
+
+    async def uid_fetch_header(self, uid: int) -> tuple[bytes, datetime | None]:
+        """(the message's header, its INTERNALDATE) without setting \\Seen."""
+        response = await self.command(
+            "FETCH", str(uid), "(INTERNALDATE BODY.PEEK[HEADER])", uid=True, fetch=True
+        )
+        header = b""
+        internal: datetime | None = None
+        for line in response.lines[:-1]:
+            if isinstance(line, bytearray):
+                header = header or bytes(line)
+            else:
+                match = _INTERNALDATE.search(bytes(line))
+                if match:
+                    try:
+                        internal = datetime.strptime(
+                            match.group(1).decode(), "%d-%b-%Y %H:%M:%S %z"
+                        )
+                    except ValueError:
+                        internal = None
+        return header, internal
+
+    async def uid_delete(self, uids: list[int]) -> bool:
+        """Delete exactly these messages from the selected folder; True when expunged.
+
+        With UIDPLUS, UID EXPUNGE removes only them. Without it a plain EXPUNGE would also
+        remove every other message someone marked \\Deleted, so we expunge only when no
+        other message is marked, and otherwise leave ours flagged (False).
+        """
+        if not uids:
+            return True
+        uid_set = ",".join(str(u) for u in uids)
+        await self.command("STORE", uid_set, "+FLAGS.SILENT", "(\\Deleted)", uid=True,
+                           untagged="FETCH")
+        if "UIDPLUS" in self.capabilities:
+            await self.command("EXPUNGE", uid_set, uid=True)
+            return True
+        flagged = await self.uid_search("DELETED")
+        if set(flagged) - set(uids):
+            self.ctx.transcript.note(
+                "*", "no UIDPLUS and other messages are marked \\Deleted: not expunging"
+            )
+            return False
+        await self.command("EXPUNGE")
+        return True
+
+    # ------------------------------------------------------------------ IDLE
+
+    @property
+    def supports_idle(self) -> bool:
+        return "IDLE" in self.capabilities
+
+    async def idle_start(self) -> None:
+        """Send IDLE and wait for the server's continuation ("+ idling")."""
+        assert self.protocol is not None
+        protocol = self.protocol
+        while not protocol.idle_queue.empty():
+            protocol.idle_queue.get_nowait()
+        self._idle = asyncio.ensure_future(protocol.idle())
+        ready = asyncio.ensure_future(protocol.wait_for_idle_response())
+        try:
+            await self.guard(asyncio.wait({self._idle, ready}, return_when=asyncio.FIRST_COMPLETED))
+        finally:
+            ready.cancel()
+        if self._idle.done():
+            idle, self._idle = self._idle, None
+            response = idle.result()
+            raise ImapReplyError("IDLE", _text(response))
+
+    async def idle_wait(self, seconds: float) -> list[bytes]:
+        """Untagged lines the server pushed, or [] after `seconds` of quiet."""
+        assert self.protocol is not None
+        try:
+            async with asyncio.timeout(seconds):
+                lines = await self.guard(self.protocol.idle_queue.get())
+        except TimeoutError:
+            return []
+        return [bytes(x) for x in lines]
+
+    async def idle_stop(self) -> None:
+        """DONE, and wait for IDLE's tagged reply."""
+        assert self.protocol is not None
+        idle, self._idle = self._idle, None
+        if idle is None:
+            return
+        self.protocol.idle_done()
+        response = await self.guard(idle)
+        if response.result != "OK":
+            raise ImapReplyError("IDLE", _text(response))
+
     async def logout(self) -> None:
         """Polite LOGOUT; a server that hangs up first is fine."""
         if self.protocol is None:
@@ -280,9 +459,18 @@ class ImapClient:
         if self.transport is not None:
             transport, self.transport = self.transport, None
             transport.close()
+        if self._idle is not None:
+            self._idle.cancel()
         if self.protocol is not None:
             for task in list(self.protocol.tasks):
                 task.cancel()
 
 
-__all__ = ["ImapClient", "aioimaplib"]
+def imap_client_for(ctx: ProbeContext, account: AccountConfig) -> ImapClient:
+    """A client for the account's IMAP endpoint, trusting its ca_file when it has one."""
+    assert account.imap is not None
+    tls = tls_context(account.ca_file) if account.imap.security != "none" else None
+    return ImapClient(ctx, account.imap, tls)
+
+
+__all__ = ["ImapClient", "aioimaplib", "imap_client_for"]

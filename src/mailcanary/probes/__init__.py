@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..result import ProbeContext
-from . import imap, smtp
+from . import imap, roundtrip, smtp
 
 ProbeFn = Callable[[ProbeContext, Config, str], Awaitable[None]]
 TimeoutFn = Callable[[Config, str], float]
@@ -27,4 +27,5 @@ class ProbeKind:
 PROBES: dict[str, ProbeKind] = {
     "imap": ProbeKind(imap.probe, imap.timeout, imap.REASONS),
     "smtp": ProbeKind(smtp.probe, smtp.timeout, smtp.REASONS),
+    "roundtrip": ProbeKind(roundtrip.probe, roundtrip.timeout, roundtrip.REASONS),
 }
