@@ -148,7 +148,7 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
             code = "code-" + secrets.token_urlsafe(12)
             with state.lock:
                 state.codes[code] = (q["client_id"], q["redirect_uri"], q["code_challenge"],
-                                     q.get("login_hint") or "alice")
+                                     (q.get("login_hint") or "alice").split("@")[0])
             location = q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]})
             self._reply(302, "<p>redirecting</p>", Location=location)
 

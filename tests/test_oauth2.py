@@ -10,10 +10,13 @@ import asyncio
 import json
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from mailcanary.config import load_config
@@ -28,6 +31,7 @@ from .oauth_server import OAuthServer
 from .support import check_json, cli, endpoint, write_config
 
 SECRET = "cs-Canary-Client-Secret-41b7"
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture(scope="module")
@@ -350,3 +354,98 @@ async def test_no_secret_leaks_anywhere(
     for secret in secrets:
         assert secret not in text
     assert "***" in text
+
+
+# ----------------------------------------------------------------------------- authorize
+
+
+async def start_authorize(cfg: Path, *args: str) -> asyncio.subprocess.Process:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailcanary", "oauth2", "authorize", "--config", str(cfg),
+        "--account", "acc", "--wait", "20", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+
+
+async def read_until(proc: asyncio.subprocess.Process, needle: str) -> str:
+    assert proc.stdout is not None
+    seen = ""
+    async with asyncio.timeout(15):
+        while needle not in seen:
+            line = await proc.stdout.readline()
+            assert line, f"authorize ended before printing {needle!r}: {seen}"
+            seen += line.decode()
+    return seen
+
+
+async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def test_authorize_browser_flow_with_loopback_redirect(
+    tmp_path: Path, oauth_bed: MailTestBed, oauth_server: OAuthServer
+) -> None:
+    oauth_server.add_client("installed-app", SECRET)
+    cfg = oauth_config(tmp_path, oauth_bed, oauth_server.url + "/token", "installed-app",
+                       refresh_token="rt-placeholder",
+                       extra={"authorization_url": oauth_server.url + "/authorize"})
+    proc = await start_authorize(cfg, "--no-browser")
+    printed = await read_until(proc, "Waiting for the browser")
+    consent = next(line for line in printed.splitlines() if line.startswith("http"))
+    query = parse_qs(urlsplit(consent).query)
+    assert query["code_challenge_method"] == ["S256"] and query["redirect_uri"][0].startswith(
+        "http://127.0.0.1:")
+    async with httpx.AsyncClient() as browser:  # the person's browser, consenting
+        back = await browser.get(consent)
+        assert back.status_code == 302
+        done = await browser.get(back.headers["location"])
+        assert "signed in" in done.text
+    code, output = await finish(proc)
+    assert code == 0, output
+    rt_file = tmp_path / "refresh_token"
+    stored = rt_file.read_text().strip()
+    assert stored in oauth_server.valid_refresh_tokens() and stored not in output
+    assert stat.S_IMODE(rt_file.stat().st_mode) == 0o600
+    result = await probe("imap", cfg)  # and the stored token works against Dovecot
+    assert result.ok, result.as_json(transcript=True)
+
+
+async def test_authorize_device_code_flow(
+    tmp_path: Path, oauth_bed: MailTestBed, oauth_server: OAuthServer
+) -> None:
+    oauth_server.add_client("public-client", None)
+    cfg = oauth_config(tmp_path, oauth_bed, oauth_server.url + "/token", "public-client",
+                       refresh_token="rt-placeholder", mechanism="oauthbearer",
+                       extra={"device_authorization_url": oauth_server.url + "/devicecode",
+                              "scope": "imap smtp offline_access"})
+    (tmp_path / "refresh_token").chmod(0o644)
+    proc = await start_authorize(cfg)
+    printed = await read_until(proc, "enter the code:")
+    user_code = printed.rsplit("enter the code:", 1)[1].strip()
+    await asyncio.sleep(1.2)  # let it poll at least once while the sign-in is pending
+    oauth_server.approve_device(user_code, "alice")
+    code, output = await finish(proc)
+    assert code == 0, output
+    polls = [r for r in oauth_server.token_requests("public-client")
+             if r["grant_type"].endswith("device_code")]
+    assert len(polls) >= 2
+    rt_file = tmp_path / "refresh_token"
+    assert rt_file.read_text().strip() in oauth_server.valid_refresh_tokens()
+    assert stat.S_IMODE(rt_file.stat().st_mode) == 0o600
+    result = await probe("smtp", cfg)
+    assert result.ok, result.as_json(transcript=True)
+
+
+async def test_authorize_refuses_what_it_cannot_do(
+    tmp_path: Path, oauth_bed: MailTestBed, oauth_server: OAuthServer
+) -> None:
+    cfg = oauth_config(tmp_path, oauth_bed, oauth_server.url + "/token", "x",
+                       refresh_token="rt-x")
+    code, _, err = await cli("oauth2", "authorize", "--config", str(cfg), "--account", "acc")
+    assert code == 1 and "authorization_url" in err and "Traceback" not in err
+    code, _, err = await cli("oauth2", "authorize", "--config", str(cfg), "--account", "nope")
+    assert code == 2 and "no account named 'nope'" in err

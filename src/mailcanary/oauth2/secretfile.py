@@ -9,14 +9,16 @@ import tempfile
 from pathlib import Path
 
 
-def write_secret_file(path: Path, value: str, *, default_mode: int = 0o600) -> None:
+def write_secret_file(path: Path, value: str, *, mode: int | None = None) -> None:
     """Replace `path` with `value` + newline: temp file in the same directory, fsync,
-    os.replace. Keeps the old file's mode (and owner when we may), else `default_mode`."""
+    os.replace. `mode` None keeps the old file's mode (0600 for a new file); the owner is
+    kept when we may."""
     try:
         old = path.stat()
-        mode, owner = stat.S_IMODE(old.st_mode), (old.st_uid, old.st_gid)
+        old_mode, owner = stat.S_IMODE(old.st_mode), (old.st_uid, old.st_gid)
     except FileNotFoundError:
-        mode, owner = default_mode, None
+        old_mode, owner = 0o600, None
+    mode = old_mode if mode is None else mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, mode)
