@@ -19,10 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from mailcanary.auth import imap_login
 from mailcanary.config import load_config
+from mailcanary.failures import BearerRejected, OAuthTokenError
 from mailcanary.imapclient import ImapClient
-from mailcanary.oauth2.tokens import forget_tokens
-from mailcanary.result import ProbeResult
+from mailcanary.oauth2.tokens import access_token, forget_tokens
+from mailcanary.result import ProbeContext, ProbeResult
 from mailcanary.runner import run_probe
 from mailcanary.testbed import MailTestBed, ensure_installed
 
@@ -307,7 +309,7 @@ async def test_unreadable_secret_file_is_a_config_error(
                        refresh_token=None if which == "refresh_token_file" else "rt-x",
                        extra={which: str(missing)})
     result = await probe("imap", cfg)
-    assert (result.cls, result.reason) == ("config", "config_error"), result.as_json()
+    assert outcome(result) == ("config", "config_error", "token"), result.as_json()
     assert str(missing) in result.detail
 
 
@@ -449,3 +451,32 @@ async def test_authorize_refuses_what_it_cannot_do(
     assert code == 1 and "authorization_url" in err and "Traceback" not in err
     code, _, err = await cli("oauth2", "authorize", "--config", str(cfg), "--account", "nope")
     assert code == 2 and "no account named 'nope'" in err
+
+
+async def test_exception_text_holds_no_secret(
+    tmp_path: Path, oauth_bed: MailTestBed, oauth_server: OAuthServer
+) -> None:
+    """The exceptions themselves, before the runner's redactor sees them."""
+    oauth_server.add_client("exc", SECRET)
+    bad_refresh = "rt-Bad-Refresh-For-Exception-5d1a"
+    cfg = oauth_config(tmp_path, oauth_bed, oauth_server.url + "/token", "exc",
+                       refresh_token=bad_refresh)
+    account = load_config(cfg).account("acc")
+    with pytest.raises(OAuthTokenError) as info:
+        await access_token(ProbeContext("imap", "acc"), account)
+    bob_cfg = oauth_config(tmp_path, oauth_bed, oauth_server.url + "/token", "exc",
+                           refresh_token=oauth_server.grant("exc", "bob"))
+    bob = load_config(bob_cfg).account("acc")
+    assert bob.imap is not None
+    client = ImapClient(ProbeContext("imap", "acc"), bob.imap, oauth_bed.ssl_context())
+    try:
+        await client.connect()
+        with pytest.raises(BearerRejected) as rejected:
+            await imap_login(client, bob)
+    finally:
+        client.close()
+    texts = [str(info.value), repr(info.value), str(rejected.value), repr(rejected.value)]
+    for secret in (SECRET, bad_refresh, *oauth_server.issued_access_tokens(),
+                   *oauth_server.valid_refresh_tokens()):
+        assert all(secret not in text for text in texts)
+    assert "invalid_grant" in texts[0] and "AUTHENTICATIONFAILED" in texts[2]
