@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from . import __version__
 from .config import Config, ConfigError, load_config, warnings_for
 from .logsetup import configure_logging
+from .oauth2 import authorize as oauth2_authorize
 from .output import json_lines, table
 from .result import ProbeResult
 from .runner import run_probe
@@ -43,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="load and validate the config only")
     validate.add_argument("--config", required=True, metavar="FILE")
+    oauth2_authorize.add_parser(sub)
     return parser
 
 
@@ -87,7 +89,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "validate": cmd_validate}
+COMMANDS = {"check": cmd_check, "validate": cmd_validate, "oauth2": oauth2_authorize.cmd_oauth2}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -138,30 +139,56 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def _https_unless_loopback(value: str | None) -> str | None:
+    if value is None:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an absolute https:// URL")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("must use https (plain http is allowed only for a loopback host)")
+    return value
+
+
+HttpsUrl = Annotated[str | None, AfterValidator(_https_unless_loopback)]
+
+# What `provider` fills in; every value can still be set explicitly.
+OAUTH2_PRESETS: dict[str, dict[str, str]] = {
+    "google": {
+        "token_url": "https://oauth2.googleapis.com/token",
+        "authorization_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        "scope": "https://mail.google.com/",
+        "mechanism": "xoauth2",
+    },
+    "microsoft": {
+        "token_url": "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        "device_authorization_url":
+            "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+        "scope": "https://outlook.office.com/IMAP.AccessAsUser.All "
+        "https://outlook.office.com/SMTP.Send offline_access",
+        "scope_client_credentials": "https://outlook.office365.com/.default",
+        "mechanism": "xoauth2",
+    },
+}
+
+
 class OAuth2Config(_Model):
+    """OAuth2 sign-in; `provider` fills token_url, scope and mechanism (see OAUTH2_PRESETS)."""
+
     provider: Literal["google", "microsoft"] | None = None
-    token_url: str | None = None
-    client_id: str | None = None
+    token_url: HttpsUrl = None
+    client_id: str | None = Field(default=None, min_length=1)
     client_secret_file: Path | None = None
     client_secret_env: str | None = None
     refresh_token_file: Path | None = None
     refresh_token_env: str | None = None
     grant: Literal["refresh_token", "client_credentials"] = "refresh_token"
     scope: str | None = None
-    mechanism: Literal["xoauth2", "oauthbearer"] = "xoauth2"
-    tenant: str | None = None
-
-    @field_validator("token_url")
-    @classmethod
-    def _https_unless_loopback(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an absolute https:// URL")
-        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-            raise ValueError("must use https (plain http is allowed only for a loopback host)")
-        return value
+    mechanism: Literal["xoauth2", "oauthbearer"] | None = None
+    tenant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+$")
+    # Only `mailcanary oauth2 authorize` uses these two (browser and device-code sign-in).
+    authorization_url: HttpsUrl = None
+    device_authorization_url: HttpsUrl = None
 
     @model_validator(mode="after")
     def _complete(self) -> OAuth2Config:
@@ -169,6 +196,8 @@ class OAuth2Config(_Model):
             raise ValueError("set provider (\"google\" or \"microsoft\") or token_url")
         if self.client_id is None:
             raise ValueError("client_id is required")
+        if self.tenant is not None and self.provider != "microsoft":
+            raise ValueError("tenant is only used with provider = \"microsoft\"")
         if self.client_secret_file is not None and self.client_secret_env is not None:
             raise ValueError("set at most one of client_secret_file, client_secret_env")
         refresh = [self.refresh_token_file, self.refresh_token_env]
@@ -178,13 +207,55 @@ class OAuth2Config(_Model):
                 "refresh_token_env"
             )
         if self.grant == "client_credentials":
+            if self.provider == "google":
+                raise ValueError(
+                    "Google offers no client_credentials grant for Gmail; use the "
+                    "refresh_token grant (mailcanary oauth2 authorize)"
+                )
             if self.client_secret_file is None and self.client_secret_env is None:
                 raise ValueError(
                     "the client_credentials grant needs client_secret_file or client_secret_env"
                 )
             if any(x is not None for x in refresh):
                 raise ValueError("the client_credentials grant takes no refresh token")
+            if self.provider == "microsoft" and self.tenant is None and self.token_url is None:
+                raise ValueError(
+                    "Microsoft's client_credentials grant needs tenant (your tenant id or "
+                    "domain): the \"common\" endpoint issues no app-only tokens"
+                )
         return self
+
+    def _preset(self, key: str) -> str | None:
+        if self.provider is None:
+            return None
+        value = OAUTH2_PRESETS[self.provider].get(key)
+        return value.format(tenant=self.tenant or "common") if value is not None else None
+
+    @property
+    def effective_token_url(self) -> str:
+        url = self.token_url or self._preset("token_url")
+        assert url is not None  # the validator requires provider or token_url
+        return url
+
+    @property
+    def effective_scope(self) -> str | None:
+        if self.scope is not None:
+            return self.scope
+        if self.grant == "client_credentials":
+            return self._preset("scope_client_credentials")
+        return self._preset("scope")
+
+    @property
+    def effective_mechanism(self) -> str:
+        return self.mechanism or self._preset("mechanism") or "xoauth2"
+
+    @property
+    def effective_authorization_url(self) -> str | None:
+        return self.authorization_url or self._preset("authorization_url")
+
+    @property
+    def effective_device_authorization_url(self) -> str | None:
+        return self.device_authorization_url or self._preset("device_authorization_url")
 
 
 class AccountConfig(_Model):

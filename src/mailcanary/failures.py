@@ -87,6 +87,33 @@ class DeliveryProblem(ProbeError):
         super().__init__(detail)
 
 
+class OAuthTokenError(ProbeError):
+    """The OAuth2 token endpoint gave no access token.
+
+    `error` is the endpoint's RFC 6749 error code (``invalid_grant`` ...) or one of ours:
+    ``network`` (not reachable), ``bad_reply`` (not a token response). The message holds the
+    endpoint's own words; it never holds a token or secret.
+    """
+
+    def __init__(self, account: str, error: str, message: str, description: str = "") -> None:
+        self.account = account
+        self.error = error
+        self.description = description
+        super().__init__(message)
+
+
+class TokenEndpointTimeout(ProbeError, TimeoutError):
+    """The token endpoint did not answer in time: class timeout, phase token."""
+
+
+class BearerRejected(ProbeError):
+    """The mail server refused an access token that the token endpoint had issued."""
+
+    def __init__(self, reply: ServerReplyError) -> None:
+        self.reply = reply
+        super().__init__(str(reply))
+
+
 # --------------------------------------------------------------------------- outcomes
 
 
@@ -189,8 +216,8 @@ HINTS: dict[str, str] = {
     "unlock it at the provider, and fix the password before the next attempts.",
     "mechanism_unsupported": "The server and mailcanary share no authentication mechanism. "
     "Check which AUTH mechanisms the server offers (the transcript shows them).",
-    "oauth_token_error": "The OAuth2 token endpoint refused to issue a token. Re-authorize the "
-    "account (mailcanary oauth2 authorize) or fix the client id/secret.",
+    "oauth_token_error": "The OAuth2 token endpoint refused to issue a token (see detail). "
+    "Re-authorize the account (mailcanary oauth2 authorize) or fix the client id/secret.",
     "protocol_disabled": "{proto_upper} access is disabled for this account. Enable it in the "
     "mailbox settings (or the tenant's admin center) and retry.",
     "recipient_rejected": "The server refused the recipient address. Check that the receiving "
@@ -224,6 +251,60 @@ HINTS: dict[str, str] = {
     "delayed": "The canary arrived, but later than the route's SLO. Check queues and greylisting "
     "between the servers.",
 }
+
+
+# The token endpoint's error code decides what a person must do about oauth_token_error.
+OAUTH_HINTS: dict[str, str] = {
+    "invalid_grant": "The refresh token was revoked or has expired (password change, consent "
+    "withdrawn, unused for months, or Google's 7-day limit for apps in testing). Get a new one "
+    "with `mailcanary oauth2 authorize --account {account}`.",
+    "consent_required": "The user or tenant admin has not consented to the app's mail "
+    "permissions. Grant admin consent for the app in Entra ID (API permissions), or run "
+    "`mailcanary oauth2 authorize --account {account}` and accept the prompt.",
+    "invalid_client": "The token endpoint does not accept the client id or secret. Check "
+    "client_id, and put the app's current client secret into the secret file (secrets expire: "
+    "create a new one in the app registration).",
+    "unauthorized_client": "This app may not use this grant. In the app registration allow it "
+    "(Microsoft: 'Allow public client flows' for device code; application permissions "
+    "IMAP.AccessAsApp / SMTP.SendAsApp with admin consent for client_credentials).",
+    "invalid_scope": "The requested scope is not valid for this app. Check oauth2.scope; "
+    "Microsoft client_credentials needs https://outlook.office365.com/.default and the "
+    "permissions granted with admin consent.",
+    "access_denied": "The authorization server denied access. Grant the app the mailbox "
+    "permission (admin consent), then run `mailcanary oauth2 authorize --account {account}`.",
+    "network": "The OAuth2 token endpoint cannot be reached. Check token_url, DNS, firewall "
+    "and proxy settings of this machine, and ca_file if the endpoint uses a private CA.",
+    "bad_reply": "The token endpoint's reply is not an OAuth2 token response. Check that "
+    "token_url is the provider's token endpoint (not its authorization page).",
+    "missing_refresh_token": "There is no refresh token yet. Run `mailcanary oauth2 authorize "
+    "--account {account}` once to sign in and store it.",
+}
+
+SLOW_ENDPOINT_HINT = (
+    "The OAuth2 token endpoint did not answer within the account's timeout. Check that this "
+    "machine reaches token_url (proxy, firewall) and the provider's status page."
+)
+
+BEARER_REJECTED_HINT = ("The mail server refused the access token the token endpoint issued "
+                        "(the detail has its status). Check that oauth2.scope covers IMAP/SMTP, "
+                        "that username is the mailbox the token belongs to, and for app-only "
+                        "(client_credentials) access that the app was granted this mailbox.")
+
+
+def _oauth_hint_key(exc: OAuthTokenError) -> str:
+    low = exc.description.lower()
+    if "aadsts65001" in low or "consent" in low:
+        return "consent_required"
+    return exc.error if exc.error in OAUTH_HINTS else "default"
+
+
+def oauth_failure(exc: OAuthTokenError) -> Failure:
+    key = _oauth_hint_key(exc)
+    hint = OAUTH_HINTS[key] if key != "default" else HINTS["oauth_token_error"]
+    return Failure(
+        CLASS_OF["oauth_token_error"], "oauth_token_error", str(exc),
+        hint.format(account=exc.account),
+    )
 
 
 @dataclass(frozen=True)
@@ -491,5 +572,16 @@ def exception_reason(exc: BaseException, phase: str | None) -> tuple[str, str]:
 
 
 def classify(exc: BaseException, phase: str | None, where: Where | None = None) -> Failure:
+    if isinstance(exc, OAuthTokenError):
+        return oauth_failure(exc)
+    if isinstance(exc, BearerRejected):
+        reason, detail = exception_reason(exc.reply, phase)
+        fail = failure(reason, detail, where, phase)
+        if reason == "invalid_credentials":
+            return Failure(fail.cls, reason, detail, BEARER_REJECTED_HINT)
+        return fail
     reason, detail = exception_reason(exc, phase)
-    return failure(reason, detail, where, phase)
+    fail = failure(reason, detail, where, phase)
+    if reason == "timeout" and phase == "token":
+        return Failure(fail.cls, reason, detail, SLOW_ENDPOINT_HINT)
+    return fail

@@ -13,7 +13,7 @@ import asyncio
 import base64
 import re
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from .failures import (
     TLSRequired,
 )
 from .mailboxes import Folder, parse_list
+from .oauth2 import sasl
 from .result import ProbeContext
 from .transport import open_socket, record_tls, tls_context
 
@@ -50,6 +51,8 @@ class _Protocol(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped
         self.greeting: asyncio.Future[bytes] = loop.create_future()
         self.lost: asyncio.Future[BaseException] = loop.create_future()
         self.commands_sent = 0  # tagged commands, for "IMAP commands per canary"
+        # Answers AUTHENTICATE's "+ challenge" lines (aioimaplib would leave them unanswered).
+        self.sasl_responder: Callable[[bytes], str] | None = None
 
     def _on_lost(self, exc: BaseException | None) -> None:
         if not self.lost.done():
@@ -78,6 +81,17 @@ class _Protocol(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped
             self.commands_sent += 1
         assert self.transport is not None
         self.transport.write(line.encode("utf-8") + b"\r\n")
+
+    def _continuation(self, line: bytes) -> None:
+        pending = self.pending_sync_command
+        if self.sasl_responder is not None and pending is not None and (
+            pending.name == "AUTHENTICATE"
+        ):
+            answer = self.sasl_responder(line[1:].strip())
+            self.ctx.transcript.note("C", answer)
+            self.transport.write(answer.encode("ascii") + b"\r\n")
+            return
+        super()._continuation(line)
 
     def _handle_line(self, line: bytes, current_cmd: Any) -> Any:
         state = str(getattr(self, "state"))  # noqa: B009  # untyped base attribute
@@ -256,18 +270,45 @@ class ImapClient:
                 self.protocol.capabilities = set(text.split()[1:] if upper.startswith("C")
                                                  else text.split()[2:])
 
-    async def authenticate_sasl(self, mechanism: str, initial: str) -> None:
-        """AUTHENTICATE with an initial response (XOAUTH2, OAUTHBEARER); the caller has
-        registered `initial` with the redactor."""
+    async def authenticate_sasl(
+        self, mechanism: str, initial: str, on_challenge: str = ""
+    ) -> None:
+        """AUTHENTICATE with XOAUTH2 or OAUTHBEARER; the caller has registered `initial` with
+        the redactor. With SASL-IR the initial response rides on the command, otherwise it
+        answers the server's empty "+". A later "+ <base64 JSON>" is the server's error
+        status: it goes into the detail and is answered with `on_challenge` (empty line for
+        XOAUTH2, "AQ==" for OAUTHBEARER) so that the server sends its final NO."""
         assert self.protocol is not None
+        mech = mechanism.upper()
+        server_said: list[str] = []
+        sent_initial = "SASL-IR" in self.capabilities
+
+        def respond(challenge: bytes) -> str:
+            nonlocal sent_initial
+            if not sent_initial and not challenge:
+                sent_initial = True
+                return initial
+            server_said.append(sasl.decode_challenge(challenge.decode("ascii", "replace")))
+            return on_challenge
+
         with self.ctx.phase("auth"):
-            if f"AUTH={mechanism.upper()}" not in self.capabilities:
+            if f"AUTH={mech}" not in self.capabilities:
                 raise MechanismUnsupported(
-                    f"the server does not offer AUTH={mechanism.upper()}"
+                    f"the server does not offer AUTH={mech} (it offers: "
+                    + (" ".join(sorted(c for c in self.capabilities if c.startswith("AUTH=")))
+                       or "no AUTH= mechanism") + ")"
                 )
-            response = await self.execute("AUTHENTICATE", mechanism.upper(), initial)
+            args = (mech, initial) if sent_initial else (mech,)
+            self.protocol.sasl_responder = respond
+            try:
+                response = await self.execute("AUTHENTICATE", *args)
+            finally:
+                self.protocol.sasl_responder = None
             if response.result != "OK":
-                raise ImapReplyError("AUTHENTICATE", _text(response))
+                text = _text(response)
+                if server_said:
+                    text = f"{text} (server said: {'; '.join(server_said)})"
+                raise ImapReplyError("AUTHENTICATE", text)
             self.protocol.state = imap_impl.AUTH
             self._capabilities_after_auth(response)
 

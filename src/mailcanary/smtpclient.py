@@ -24,6 +24,7 @@ from .failures import (
     StartTLSUnavailable,
     TLSRequired,
 )
+from .oauth2 import sasl
 from .result import ProbeContext
 from .transport import open_socket, record_tls
 
@@ -184,26 +185,29 @@ class SmtpClient:
 
     async def auth_sasl(self, mechanism: str, initial: str, on_challenge: str = "") -> None:
         """AUTH with an initial response (XOAUTH2, OAUTHBEARER). `initial` must be registered
-        with the redactor by the caller. A 334 error challenge is answered with
-        `on_challenge` (empty for these mechanisms) so the server sends its final reply."""
+        with the redactor by the caller. A 334 is the server's base64 JSON error status: it
+        goes into the detail, and is answered with `on_challenge` (an empty line for XOAUTH2,
+        "AQ==" for OAUTHBEARER) so that the server sends its final 535."""
         with self.ctx.phase("auth"):
-            if mechanism.upper() not in self.mechanisms():
+            mechs = self.mechanisms()
+            if mechanism.upper() not in mechs:
+                if not mechs and not self.encrypted:
+                    raise TLSRequired(
+                        "the server offers AUTH only after TLS (no AUTH in EHLO); use "
+                        "security = \"starttls\" or \"tls\""
+                    )
                 raise MechanismUnsupported(
                     f"the server does not offer AUTH {mechanism.upper()} "
-                    f"(it offers: {' '.join(self.mechanisms()) or 'nothing'})"
+                    f"(it offers: {' '.join(mechs) or 'nothing'})"
                 )
             code, text = await self.command(f"AUTH {mechanism.upper()} {initial}")
-            challenge = ""
+            server_said = ""
             if code == 334:
-                challenge = text
+                server_said = sasl.decode_challenge(text)
                 code, text = await self.command(on_challenge)
             if code != 235:
-                if challenge:
-                    try:
-                        decoded = base64.b64decode(challenge).decode("utf-8", "replace")
-                        text = f"{text} (server said: {decoded})"
-                    except ValueError:
-                        pass
+                if server_said:
+                    text = f"{text} (server said: {server_said})"
                 raise SmtpReplyError("AUTH", code, f"{code} {text}")
 
     async def send_message(self, sender: str, recipients: list[str], message: bytes) -> float:

@@ -30,6 +30,10 @@ Behaviour worth knowing (Dovecot 2.3.19, Postfix 3.7 on Debian 12):
 - After ``stop()`` the daemons' orphaned processes are dead but may linger as zombies until
   PID 1 reaps them (~1 s here); ``stop(wait_reaped=2)`` waits for that as well.
 - Each ``start()`` makes a new CA and new certificates.
+- ``MailTestBed(root, oauth2_introspection_url=URL)`` also offers XOAUTH2 and OAUTHBEARER
+  (IMAP, and SMTP through Postfix's Dovecot SASL): Dovecot's oauth2 passdb POSTs
+  ``token=...`` to URL and wants ``{"active": true, "username": "alice"}``. A refused
+  token gets ``+ <base64 JSON status>`` (IMAP) / ``334`` (SMTP) before the final NO/535.
 """
 
 from __future__ import annotations

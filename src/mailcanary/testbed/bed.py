@@ -227,8 +227,12 @@ class MailTestBed:
         users: Sequence[TestBedUser] = DEFAULT_USERS,
         *,
         host: str = "127.0.0.1",
+        oauth2_introspection_url: str | None = None,
     ) -> None:
         self.root = Path(root).absolute()
+        # When set, Dovecot (and Postfix through it) also accepts XOAUTH2 and OAUTHBEARER,
+        # validating each bearer token by POSTing it to this RFC 7662 introspection URL.
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.users: tuple[TestBedUser, ...] = tuple(users)
         self.host = host
         self.imap_port = 0
@@ -420,6 +424,7 @@ class MailTestBed:
             imaps_port=imaps_port,
             main=main,
             sieve_before=self.dovecot_dir / "before.sieve",
+            oauth2_conf=self._oauth2_conf_path() if self.oauth2_introspection_url else None,
         )
         conf.write_text(templates.dovecot_conf(settings))
         log_path.touch()
@@ -427,8 +432,15 @@ class MailTestBed:
             self.log_paths.append(log_path)
         return _Dovecot(conf, base_dir, log_path, self.dovecot_dir / f"dovecot{suffix}.stderr")
 
+    def _oauth2_conf_path(self) -> Path:
+        return self.dovecot_dir / "dovecot-oauth2.conf.ext"
+
     def _start_dovecot(self) -> None:
         assert self._valid is not None
+        if self.oauth2_introspection_url:
+            conf = self._oauth2_conf_path()
+            conf.write_text(templates.oauth2_conf(self.oauth2_introspection_url))
+            conf.chmod(0o644)
         passwd = self._passwd_path()
         passwd.write_text(templates.passwd_file(self.users, self.mail_root))
         passwd.chmod(0o644)
