@@ -213,3 +213,10 @@ async def running_daemon(
             proc.kill()
             proc.wait()
         await daemon.client.aclose()
+
+
+def start_service(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a helper server (Prometheus, Alertmanager), its output to `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)

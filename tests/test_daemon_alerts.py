@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,14 @@ import pytest
 
 from mailcanary.testbed import MailTestBed
 
-from .daemon_support import bed_account, daemon_config, free_port, running_daemon, value
+from .daemon_support import (
+    bed_account,
+    daemon_config,
+    free_port,
+    running_daemon,
+    start_service,
+    value,
+)
 from .faults import Script, fake_server
 from .receivers import receiver
 from .support import endpoint
@@ -122,10 +128,10 @@ async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
     conf = tmp_path / "alertmanager.yml"
     conf.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
     port = free_port()
-    proc = subprocess.Popen(
+    proc = start_service(
         [binary, f"--config.file={conf}", f"--storage.path={tmp_path / 'am-data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "am.log").open("wb"),
+        tmp_path / "am.log",
     )
     url = f"http://127.0.0.1:{port}"
     try:
