@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
+from .app import run_daemon
 from .config import Config, ConfigError, load_config, warnings_for
 from .logsetup import configure_logging
 from .oauth2 import authorize as oauth2_authorize
@@ -41,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON Lines")
     check.add_argument("--transcript", action="store_true",
                        help="add the protocol conversation (secrets shown as ***)")
+
+    run = sub.add_parser("run", help="the daemon: scheduled probes, /metrics, /healthz, alerts")
+    run.add_argument("--config", required=True, metavar="FILE")
 
     validate = sub.add_parser("validate", help="load and validate the config only")
     validate.add_argument("--config", required=True, metavar="FILE")
@@ -89,7 +94,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "validate": cmd_validate, "oauth2": oauth2_authorize.cmd_oauth2}
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EXIT_CONFIG
+    return asyncio.run(run_daemon(Path(args.config), config))
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "validate": cmd_validate,
+    "run": cmd_run,
+    "oauth2": oauth2_authorize.cmd_oauth2,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
