@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from mailcanary.app import Daemon
 from mailcanary.canarystate import CanaryStore
 from mailcanary.config import Config, load_config
 from mailcanary.probes import PROBES, ProbeKind
@@ -287,3 +288,32 @@ async def test_check_cli_end_to_end(make_config: MakeConfig) -> None:
     assert row["placement"] == "inbox" and row["delivery_seconds"] > 0
     assert set(row["auth_results"]) == {"spf", "dkim", "dmarc"}
     assert "Canary-Secret" not in output
+
+
+async def test_daemon_sweep_counts_and_removes_orphans(
+    testbed: MailTestBed, make_config: MakeConfig
+) -> None:
+    """The daemon's sweep (start-up and periodic) deletes an orphaned canary and counts it
+    once as late in its metrics."""
+    path = make_config(route("b2c", "bob", "carol"))
+    config = load_config(path)
+    accepted = asyncio.Event()
+
+    async def die(message: bytes) -> None:
+        accepted.set()
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(run_route(config, "b2c", after_accept=die))
+    await asyncio.wait_for(accepted.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.to_thread(wait_for_canary, testbed, "carol")
+    daemon = Daemon(path, config)
+    daemon.metrics.ensure("roundtrip", "b2c", PROBES["roundtrip"].reasons)
+    await daemon.sweep_once()
+    assert daemon.metrics.swept == 1
+    assert daemon.metrics.late == {"b2c": 1}
+    assert daemon.metrics.sweep_success_time > 0
+    await daemon.sweep_once()
+    assert daemon.metrics.swept == 1 and daemon.metrics.late == {"b2c": 1}

@@ -29,11 +29,14 @@ from .notify import Notifier
 from .probes import PROBES, ProbeKind
 from .result import ProbeResult
 from .scheduler import JobSpec, ProbeScheduler
+from .sweep import sweep
 from .web import WebServer
 
 log = structlog.get_logger("mailcanary.daemon")
 
 STOP_GRACE = 5.0  # running probes may finish for this long; then cancelled (exit < 10 s)
+SWEEP_FIRST_DELAY = 5.0  # the start-up sweep waits for the first probes to get going
+SWEEP_EVERY = 900.0  # then every 15 minutes
 
 
 class Daemon:
@@ -127,6 +130,7 @@ class Daemon:
             alert_sinks=len(self.config.alerts),
         )
         self.notifier.ready(f"probing {len(specs)} targets")
+        self._spawn(self._sweeper())
         watchdog = None
         if self.notifier.watchdog_seconds:
             watchdog = asyncio.create_task(self._watchdog(self.notifier.watchdog_seconds / 3))
@@ -152,9 +156,41 @@ class Daemon:
             await asyncio.sleep(every)
 
     def _spawn_reload(self) -> None:
-        task = asyncio.create_task(self.reload())
+        self._spawn(self.reload())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _sweeper(self) -> None:
+        """Start-up and periodic removal of canaries nobody watches any more (a crash, a
+        restart, a probe that gave up): each is deleted and, if late, counted once."""
+        await asyncio.sleep(SWEEP_FIRST_DELAY)
+        while True:
+            if self.config.routes:
+                await self.sweep_once()
+            await asyncio.sleep(SWEEP_EVERY)
+
+    async def sweep_once(self) -> None:
+        config = self.config
+        timeout = max(
+            (config.timeout_of(config.account(r.to)) for r in config.routes), default=30.0
+        )
+        try:
+            report = await asyncio.wait_for(sweep(config), 4 * timeout)
+        except Exception as exc:  # the sweep must never take the daemon down
+            log.warning("sweep_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self.metrics.swept += report.removed
+        for late in report.late:
+            self.metrics.late[late.route] = self.metrics.late.get(late.route, 0) + 1
+        if not report.errors:
+            self.metrics.sweep_success_time = time.time()
+        log.info(
+            "sweep", removed=report.removed, late=[c.as_json() for c in report.late],
+            lost=len(report.lost), errors=report.errors,
+        )
 
     async def reload(self) -> bool:
         async with self._reload_lock:

@@ -103,6 +103,9 @@ class MetricsState:
         self.reload_ok = 1.0
         self.reload_success_time = 0.0
         self.notifications: dict[tuple[str, str], int] = {}
+        self.swept = 0  # canaries the periodic sweep deleted
+        self.late: dict[str, int] = {}  # route -> canaries found after their probe gave up
+        self.sweep_success_time = 0.0
 
     def ensure(self, probe: str, target: str, reasons: Iterable[str]) -> None:
         if (probe, target) not in self.targets:
@@ -256,6 +259,27 @@ class MetricsCollector(Collector):
         for (sink, status), count in sorted(self.state.notifications.items()):
             notes.add_metric([sink, status], count)
         yield notes
+        swept = CounterMetricFamily(
+            "mailcanary_sweep_canaries_removed",
+            "Canaries of this installation deleted by the start-up and periodic sweep.",
+        )
+        swept.add_metric([], self.state.swept)
+        yield swept
+        late = CounterMetricFamily(
+            "mailcanary_late_canaries",
+            "Canaries found after their probe had given up on them (already counted as "
+            "lost); counted once here, never as a second loss.",
+            labels=["route"],
+        )
+        for route_name in sorted(self.state.routes):
+            late.add_metric([route_name], self.state.late.get(route_name, 0))
+        yield late
+        sweep_time = GaugeMetricFamily(
+            "mailcanary_sweep_last_success_timestamp_seconds",
+            "Unix time the last sweep of the receiving mailboxes finished without error.",
+        )
+        sweep_time.add_metric([], self.state.sweep_success_time)
+        yield sweep_time
 
 
 def _le(bound: float) -> str:
