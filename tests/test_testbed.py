@@ -27,6 +27,7 @@ from mailcanary.testbed import (
     ensure_installed,
     write_demo_config,
 )
+from mailcanary.testbed.bed import processes_under
 from mailcanary.testbed.install import missing_components
 
 pytestmark = pytest.mark.testbed
@@ -313,24 +314,7 @@ def _alive(pid: int) -> bool:
 
 
 def _processes_under(root: Path) -> set[int]:
-    """Processes whose command line, cwd or root points into ``root``."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-            proot = os.readlink(f"/proc/{entry}/root")
-        except OSError:
-            continue
-        if (
-            str(root).encode() in cmdline
-            or cwd.startswith(str(root))
-            or proot.startswith(str(root))
-        ):
-            found.add(int(entry))
-    return found
+    return processes_under(root)
 
 
 def test_second_bed_stops_cleanly(testbed: MailTestBed, tmp_path: Path) -> None:

@@ -147,6 +147,28 @@ def terminate_tree(pids: set[int], *, timeout: float = STOP_TIMEOUT) -> None:
             time.sleep(0.01)
 
 
+def processes_under(root: Path) -> set[int]:
+    """Live processes whose command line, cwd or root points into ``root``."""
+    found = set()
+    marker = str(root).rstrip("/") + "/"  # "bed/" must not match "bed2/"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            proot = os.readlink(f"/proc/{entry}/root")
+        except OSError:
+            continue
+        if (
+            marker.encode() in cmdline
+            or (cwd + "/").startswith(marker)
+            or (proot + "/").startswith(marker)
+        ):
+            found.add(int(entry))
+    return {pid for pid in found if _alive(pid)}
+
+
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().split()[0])
@@ -589,6 +611,12 @@ class MailTestBed:
         t0 = time.monotonic()
         pids = self.pids()
         terminate_tree(pids)
+        # A master may fork a child (Postfix's on-demand services) while it is being stopped;
+        # such a straggler is not in the tree we saw, but it lives under our root.
+        stragglers = processes_under(self.root) - {os.getpid()}
+        if stragglers:
+            terminate_tree(stragglers)
+            pids |= stragglers
         deadline = time.monotonic() + wait_reaped
         while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
             time.sleep(0.01)
