@@ -88,6 +88,22 @@ async def run_route(config: Config, name: str, **hooks: object) -> ProbeResult:
     return await run_probe("roundtrip", name, config, registry=registry)
 
 
+async def crash_after_accept(config: Config, name: str) -> None:
+    """Run the route and kill the probe right after the SMTP server accepted the canary,
+    as a crash or restart would."""
+    accepted = asyncio.Event()
+
+    async def die(message: bytes) -> None:
+        accepted.set()
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(run_route(config, name, after_accept=die))
+    await asyncio.wait_for(accepted.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_inbox_delivery(make_config: MakeConfig) -> None:
     config = load_config(make_config(route("a2b", "alice", "bob")))
     result = await run_probe("roundtrip", "a2b", config)
@@ -190,17 +206,7 @@ async def test_restart_between_send_and_arrival(
     """The probe dies right after the accept; a sweep (as after a restart) matches the
     canary with its record, reports it late once, and deletes it."""
     config = load_config(make_config(route("c2d", "carol", "dave")))
-    accepted = asyncio.Event()
-
-    async def die(message: bytes) -> None:
-        accepted.set()
-        await asyncio.sleep(3600)
-
-    task = asyncio.create_task(run_route(config, "c2d", after_accept=die))
-    await asyncio.wait_for(accepted.wait(), 10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await crash_after_accept(config, "c2d")
     store = CanaryStore(config.daemon.state_dir)
     [record] = store.all()
     assert record.status == "in_flight"
@@ -218,16 +224,7 @@ async def test_next_probe_matches_an_earlier_lost_canary(
 ) -> None:
     """A canary given up as lost that shows up later is matched by the next round trip."""
     config = load_config(make_config(route("d2c", "dave", "carol")))
-    accepted = asyncio.Event()
-
-    async def die(message: bytes) -> None:
-        accepted.set()
-        await asyncio.sleep(3600)
-
-    task = asyncio.create_task(run_route(config, "d2c", after_accept=die))
-    await asyncio.wait_for(accepted.wait(), 10)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    await crash_after_accept(config, "d2c")
     [old] = CanaryStore(config.daemon.state_dir).all()
     result = await run_probe("roundtrip", "d2c", config)
     assert result.ok, result.as_json(transcript=True)
@@ -297,17 +294,7 @@ async def test_daemon_sweep_counts_and_removes_orphans(
     once as late in its metrics."""
     path = make_config(route("b2c", "bob", "carol"))
     config = load_config(path)
-    accepted = asyncio.Event()
-
-    async def die(message: bytes) -> None:
-        accepted.set()
-        await asyncio.sleep(3600)
-
-    task = asyncio.create_task(run_route(config, "b2c", after_accept=die))
-    await asyncio.wait_for(accepted.wait(), 10)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await crash_after_accept(config, "b2c")
     await asyncio.to_thread(wait_for_canary, testbed, "carol")
     daemon = Daemon(path, config)
     daemon.metrics.ensure("roundtrip", "b2c", PROBES["roundtrip"].reasons)
