@@ -220,3 +220,24 @@ def start_service(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
+
+
+@contextlib.asynccontextmanager
+async def ready_service(
+    argv: list[str], log_path: Path, port: int, *, tries: int = 150
+) -> AsyncIterator[str]:
+    """Run a Prometheus-family server until its /-/ready answers 200; yields its base URL
+    and stops it afterwards."""
+    proc = start_service(argv, log_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(tries):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/-/ready")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -20,8 +20,8 @@ from .daemon_support import (
     bed_account,
     daemon_config,
     free_port,
+    ready_service,
     running_daemon,
-    start_service,
     value,
 )
 from .faults import Script, fake_server
@@ -128,23 +128,14 @@ async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
     conf = tmp_path / "alertmanager.yml"
     conf.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
     port = free_port()
-    proc = start_service(
+    async with ready_service(
         [binary, f"--config.file={conf}", f"--storage.path={tmp_path / 'am-data'}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
         tmp_path / "am.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(100):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/-/ready")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+        port,
+        tries=100,
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def test_real_alertmanager_receives_and_resolves(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ dashboard must parse and return data."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import shutil
@@ -17,7 +16,7 @@ import pytest
 from mailcanary.probes import PROBES
 from mailcanary.testbed import MailTestBed
 
-from .daemon_support import bed_account, daemon_config, free_port, running_daemon, start_service
+from .daemon_support import bed_account, daemon_config, free_port, ready_service, running_daemon
 
 pytestmark = pytest.mark.testbed
 
@@ -63,23 +62,14 @@ async def prometheus(tmp_path: Path, daemon_port: int) -> AsyncIterator[str]:
         f"      - targets: ['127.0.0.1:{daemon_port}']\n"
     )
     port = free_port()
-    proc = start_service(
+    async with ready_service(
         [binary, f"--config.file={conf}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{port}"],
         tmp_path / "prometheus.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(150):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{url}/-/ready")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+        port,
+        tries=150,
+    ) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 async def test_dashboard_queries_return_data(testbed: MailTestBed, tmp_path: Path) -> None:
