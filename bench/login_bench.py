@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mailcanary.config import config_from_dict
 from mailcanary.logsetup import configure_logging
-from mailcanary.runner import run_probe
+from mailcanary.probes.runner import run_probe
 from mailcanary.testbed import MailTestBed, ensure_installed
 
 

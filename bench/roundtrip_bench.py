@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from mailcanary.config import Config, load_config  # after the path tweak
 from mailcanary.logsetup import configure_logging
 from mailcanary.probes import PROBES, ProbeKind
-from mailcanary.probes.roundtrip import round_trip
+from mailcanary.probes.roundtrip.probe import round_trip
+from mailcanary.probes.runner import run_probe
 from mailcanary.result import ProbeContext
-from mailcanary.runner import run_probe
 from mailcanary.testbed import MailTestBed, ensure_installed
 
 PEER = "/usr/lib/nagios/plugins/check_email_delivery"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mailcanary.alerts import AlertTracker
-from mailcanary.alerts.engine import sink_labels
 from mailcanary.config import AlertConfig
+from mailcanary.daemon.alerts import AlertTracker
+from mailcanary.daemon.alerts.engine import sink_labels
 from mailcanary.result import ProbeResult
 
 

@@ -7,10 +7,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailcanary import mutf7
-from mailcanary.canary import auth_results, new_canary, parse_headers, received_hops
-from mailcanary.mailboxes import junk_folders, parse_list
-from mailcanary.watch import CAP_POLLING, CAP_WITH_IDLE, FIRST_CHECK, next_gap
+from mailcanary.probes.roundtrip.canary import (
+    auth_results,
+    new_canary,
+    parse_headers,
+    received_hops,
+)
+from mailcanary.probes.roundtrip.watch import (
+    CAP_POLLING,
+    CAP_WITH_IDLE,
+    FIRST_CHECK,
+    next_gap,
+)
+from mailcanary.protocols import mutf7
+from mailcanary.protocols.mailboxes import junk_folders, parse_list
 
 NAMES = [
     ("INBOX", "INBOX"),

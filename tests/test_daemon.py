@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mailcanary.failures import CLASS_OF
-from mailcanary.metrics import PHASES_OF, PLACEMENTS
-from mailcanary.notify import Notifier
+from mailcanary.daemon.metrics import PHASES_OF, PLACEMENTS
+from mailcanary.daemon.sdnotify import Notifier
+from mailcanary.diagnosis import CLASS_OF
 from mailcanary.probes import PROBES
 from mailcanary.testbed import MailTestBed
 

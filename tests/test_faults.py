@@ -16,8 +16,8 @@ import pytest
 import trustme
 
 from mailcanary.config import load_config
-from mailcanary.failures import CLASS_OF
-from mailcanary.runner import run_probe
+from mailcanary.diagnosis import CLASS_OF
+from mailcanary.probes.runner import run_probe
 
 from .faults import Script, closed_port, fake_server, resetting_server
 from .support import PASSWORD, account, check_json, endpoint, password_file, write_config

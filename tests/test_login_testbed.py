@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailcanary.config import load_config
-from mailcanary.runner import run_probe
+from mailcanary.probes.runner import run_probe
 from mailcanary.testbed import MailTestBed
 
 from .support import account, check_json, cli, endpoint, password_file, write_config

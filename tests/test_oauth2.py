@@ -19,13 +19,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from mailcanary.auth import imap_login
 from mailcanary.config import load_config
-from mailcanary.failures import BearerRejected, OAuthTokenError
-from mailcanary.imapclient import ImapClient
-from mailcanary.oauth2.tokens import access_token, forget_tokens
+from mailcanary.diagnosis import BearerRejected, OAuthTokenError
+from mailcanary.probes.runner import run_probe
+from mailcanary.protocols.imap import ImapClient
+from mailcanary.protocols.oauth2.tokens import access_token, forget_tokens
+from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext, ProbeResult
-from mailcanary.runner import run_probe
 from mailcanary.testbed import MailTestBed, ensure_installed
 
 from .faults import closed_port

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mailcanary.app import Daemon
-from mailcanary.canarystate import CanaryStore
 from mailcanary.config import Config, load_config
+from mailcanary.daemon.app import Daemon
 from mailcanary.probes import PROBES, ProbeKind
-from mailcanary.probes.roundtrip import round_trip, sweep
+from mailcanary.probes.roundtrip.probe import round_trip, sweep
+from mailcanary.probes.roundtrip.state import CanaryStore
+from mailcanary.probes.runner import run_probe
 from mailcanary.result import ProbeResult
-from mailcanary.runner import run_probe
 from mailcanary.testbed import BLACKHOLE_ADDRESS, SPAM_HEADER, MailTestBed
 
 from .support import account, check_json, endpoint, password_file, write_config

@@ -27,8 +27,8 @@ from mailcanary.testbed import (
     ensure_installed,
     write_demo_config,
 )
-from mailcanary.testbed.bed import processes_under
 from mailcanary.testbed.install import missing_components
+from mailcanary.testbed.processes import processes_under
 
 pytestmark = pytest.mark.testbed
 

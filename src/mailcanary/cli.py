@@ -8,15 +8,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .app import run_daemon
-from .config import Config, ConfigError, load_config, warnings_for
-from .logsetup import configure_logging
-from .oauth2 import authorize as oauth2_authorize
-from .output import json_lines, table
-from .result import ProbeResult
-from .runner import run_probe
-from .selection import SelectionError, select_probes
+from mailcanary import __version__
+from mailcanary.config import Config, ConfigError, load_config, warnings_for
+from mailcanary.daemon.app import run_daemon
+from mailcanary.logsetup import configure_logging
+from mailcanary.output import json_lines, table
+from mailcanary.probes.runner import run_probe
+from mailcanary.probes.selection import SelectionError, select_probes
+from mailcanary.protocols.oauth2 import authorize as oauth2_authorize
+from mailcanary.result import ProbeResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 

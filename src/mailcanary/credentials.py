@@ -11,7 +11,7 @@ from pathlib import Path
 
 import structlog
 
-from .config import AccountConfig
+from mailcanary.config import AccountConfig
 
 log = structlog.get_logger(__name__)
 

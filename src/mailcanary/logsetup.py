@@ -1,4 +1,9 @@
-"""structlog set-up: console rendering on a terminal, JSON lines otherwise, to stderr."""
+"""Logging: one stream, JSON Lines when not on a terminal, console rendering on one.
+
+structlog's events and the standard library's records (APScheduler's warnings, HTTP clients,
+asyncio) go through the same `ProcessorFormatter`, so a log shipper reading the daemon's
+stderr sees JSON objects only, never a plain ``WARNING:apscheduler...`` line.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,10 @@ import logging
 import sys
 
 import structlog
+
+# Libraries may log protocol lines at debug level (aioimaplib does): they get WARNING and up
+# only, whatever level our own loggers run at.
+LIBRARY_FLOOR = logging.WARNING
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
@@ -17,18 +26,28 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         if json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=False,
     )
-    # Libraries log through stdlib logging; keep their debug chatter (which may contain
-    # protocol lines) out of our output unless asked for.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(max(numeric, LIBRARY_FLOOR))
+    logging.getLogger("mailcanary").setLevel(numeric)

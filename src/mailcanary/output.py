@@ -7,7 +7,7 @@ import shutil
 import textwrap
 from collections.abc import Sequence
 
-from .result import ProbeResult
+from mailcanary.result import ProbeResult
 
 
 def json_lines(results: Sequence[ProbeResult], *, transcript: bool = False) -> str:

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .credentials import MASK
-from .failures import Where
+from mailcanary.credentials import MASK
+from mailcanary.diagnosis import Where
 
 PHASES = (
     "dns",

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..config import Config
-from ..result import ProbeContext
-from . import imap, roundtrip, smtp
+from mailcanary.config import Config
+from mailcanary.probes import imap, smtp
+from mailcanary.probes.roundtrip import probe as roundtrip
+from mailcanary.result import ProbeContext
 
 ProbeFn = Callable[[ProbeContext, Config, str], Awaitable[None]]
 TimeoutFn = Callable[[Config, str], float]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..auth import imap_login
-from ..config import Config
-from ..failures import LOGIN_REASONS, Where
-from ..imapclient import ImapClient
-from ..result import ProbeContext
-from ..transport import tls_context
+from mailcanary.config import Config
+from mailcanary.diagnosis import LOGIN_REASONS, Where
+from mailcanary.protocols.imap import ImapClient
+from mailcanary.protocols.signin import imap_login
+from mailcanary.protocols.transport import tls_context
+from mailcanary.result import ProbeContext
 
 REASONS = LOGIN_REASONS
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..auth import smtp_login
-from ..config import Config
-from ..failures import LOGIN_REASONS, Where
-from ..result import ProbeContext
-from ..smtpclient import SmtpClient
-from ..transport import tls_context
+from mailcanary.config import Config
+from mailcanary.diagnosis import LOGIN_REASONS, Where
+from mailcanary.protocols.signin import smtp_login
+from mailcanary.protocols.smtp import SmtpClient
+from mailcanary.protocols.transport import tls_context
+from mailcanary.result import ProbeContext
 
 REASONS = LOGIN_REASONS
 

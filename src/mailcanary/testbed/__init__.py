@@ -38,13 +38,14 @@ Behaviour worth knowing (Dovecot 2.3.19, Postfix 3.7 on Debian 12):
 
 from __future__ import annotations
 
-from .bed import MailTestBed, free_port, wait_for_greeting
-from .certs import FAULT_KINDS, WRONG_HOST
-from .demo import write_demo_config
-from .errors import TestBedError
-from .install import ensure_installed
-from .templates import SPAM_HEADER
-from .users import BLACKHOLE_ADDRESS, DEFAULT_USERS, DOMAIN, TestBedUser
+from mailcanary.testbed.bed import MailTestBed
+from mailcanary.testbed.certs import FAULT_KINDS, WRONG_HOST
+from mailcanary.testbed.demo import write_demo_config
+from mailcanary.testbed.errors import TestBedError
+from mailcanary.testbed.install import ensure_installed
+from mailcanary.testbed.network import free_port, wait_for_greeting
+from mailcanary.testbed.templates import SPAM_HEADER
+from mailcanary.testbed.users import BLACKHOLE_ADDRESS, DEFAULT_USERS, DOMAIN, TestBedUser
 
 __all__ = [
     "BLACKHOLE_ADDRESS",

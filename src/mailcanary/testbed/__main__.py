@@ -9,11 +9,11 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from .bed import MailTestBed
-from .certs import FAULT_KINDS
-from .demo import write_demo_config
-from .errors import TestBedError
-from .install import ensure_installed
+from mailcanary.testbed.bed import MailTestBed
+from mailcanary.testbed.certs import FAULT_KINDS
+from mailcanary.testbed.demo import write_demo_config
+from mailcanary.testbed.errors import TestBedError
+from mailcanary.testbed.install import ensure_installed
 
 
 def _serve(args: argparse.Namespace) -> int:

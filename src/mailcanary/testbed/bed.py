@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import ssl
-import stat
 import subprocess
 import time
 from collections.abc import Sequence
@@ -18,220 +14,23 @@ from types import TracebackType
 
 import trustme
 
-from . import templates
-from .certs import FAULT_KINDS, CertFiles, make_certs
-from .errors import TestBedError
-from .install import find_program
-from .users import DEFAULT_USERS, TestBedUser
+from mailcanary.testbed import templates
+from mailcanary.testbed.certs import FAULT_KINDS, CertFiles, make_certs
+from mailcanary.testbed.dovecot import DovecotInstance
+from mailcanary.testbed.errors import TestBedError
+from mailcanary.testbed.install import find_program
+from mailcanary.testbed.network import free_port, wait_for_greeting
+from mailcanary.testbed.processes import (
+    make_traversable,
+    process_tree,
+    processes_under,
+    read_pid,
+    tail,
+    terminate_tree,
+)
+from mailcanary.testbed.users import DEFAULT_USERS, TestBedUser
 
-READY_TIMEOUT = 10.0  # seconds for a service to greet
-STOP_TIMEOUT = 5.0  # seconds for SIGTERM before SIGKILL
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path, minus the NUL
-
-
-def free_port(host: str) -> int:
-    """A currently free TCP port on ``host`` (bind port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _read_greeting(
-    host: str, port: int, prefix: bytes, tls: ssl.SSLContext | None, timeout: float
-) -> bytes:
-    with socket.create_connection((host, port), timeout=timeout) as raw:
-        sock: socket.socket = raw
-        if tls is not None:
-            sock = tls.wrap_socket(raw, server_hostname=host)
-        try:
-            data = b""
-            while b"\n" not in data:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            if sock is not raw:
-                sock.close()
-    if not data.startswith(prefix):
-        raise ConnectionError(f"unexpected greeting {data!r}")
-    return data
-
-
-def wait_for_greeting(
-    host: str,
-    port: int,
-    prefix: bytes,
-    *,
-    tls: ssl.SSLContext | None = None,
-    timeout: float = READY_TIMEOUT,
-) -> bytes:
-    """Poll until a connection to host:port gets a greeting starting with ``prefix``."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    delay = 0.005
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TestBedError(
-                f"{host}:{port} did not greet with {prefix!r} within {timeout} s: {last}"
-            )
-        try:
-            return _read_greeting(host, port, prefix, tls, min(remaining, 2.0))
-        except (OSError, ssl.SSLError) as exc:
-            last = exc
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat_line = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ..." -- comm may contain spaces and parentheses.
-        ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
-def process_tree(pid: int) -> set[int]:
-    """``pid`` and all of its descendants that are alive now."""
-    children = _children_map()
-    tree: set[int] = set()
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        if p in tree or not _alive(p):
-            continue
-        tree.add(p)
-        todo.extend(children.get(p, ()))
-    return tree
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def _reap(pid: int) -> None:
-    # Our own children (the daemonizing front ends) would stay zombies otherwise.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def terminate_tree(pids: set[int], *, timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM the given processes, wait until gone, SIGKILL whatever is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while True:
-            for pid in pids:
-                _reap(pid)
-            left = {pid for pid in pids if _alive(pid)}
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                pids = left
-                break
-            time.sleep(0.01)
-
-
-def processes_under(root: Path) -> set[int]:
-    """Live processes whose command line, cwd or root points into ``root``."""
-    found = set()
-    marker = str(root).rstrip("/") + "/"  # "bed/" must not match "bed2/"
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-            proot = os.readlink(f"/proc/{entry}/root")
-        except OSError:
-            continue
-        if (
-            marker.encode() in cmdline
-            or (cwd + "/").startswith(marker)
-            or (proot + "/").startswith(marker)
-        ):
-            found.add(int(entry))
-    return {pid for pid in found if _alive(pid)}
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _make_traversable(path: Path) -> None:
-    """Give "others" search (x) permission on ``path`` and its ancestors.
-
-    Dovecot's mail processes (uid 5000), its login processes and Postfix's daemons (user
-    postfix) must reach files under the root. pytest's and mkdtemp's directories are 0700.
-    Only the x bit is added: nobody can list those directories.
-    """
-    for p in (path, *path.parents):
-        mode = p.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            p.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
-
-
-class _Dovecot:
-    """One Dovecot instance (the main one, or one serving a faulty certificate)."""
-
-    def __init__(self, conf: Path, base_dir: Path, log_path: Path, stderr_path: Path) -> None:
-        self.conf = conf
-        self.base_dir = base_dir
-        self.log_path = log_path
-        self.stderr_path = stderr_path
-        self.master_pid: int | None = None
-
-    def start(self, dovecot: str) -> None:
-        # A stale anvil-auth-penalty socket from an earlier run stalls every auth by 5 s.
-        with contextlib.suppress(FileNotFoundError):
-            (self.base_dir / "anvil-auth-penalty").unlink()
-        # The daemonized master keeps stderr open: never a pipe, always a file.
-        with self.stderr_path.open("ab") as err:
-            proc = subprocess.run(  # noqa: S603
-                [dovecot, "-c", str(self.conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                check=False,
-                timeout=30,
-            )
-        if proc.returncode != 0:
-            raise TestBedError(f"dovecot -c {self.conf} exited with {proc.returncode}")
-        self.master_pid = _read_pid(self.base_dir / "master.pid")
-
-    def pids(self) -> set[int]:
-        pid = self.master_pid or _read_pid(self.base_dir / "master.pid")
-        return process_tree(pid) if pid else set()
-
-    def stop(self) -> None:
-        terminate_tree(self.pids())
-        self.master_pid = None
 
 
 class MailTestBed:
@@ -283,8 +82,8 @@ class MailTestBed:
         self._ca_pem: Path | None = None
         self._valid: CertFiles | None = None
         self._fault_certs: dict[str, CertFiles] = {}
-        self._dovecot: _Dovecot | None = None
-        self._faults: dict[str, tuple[_Dovecot, int, int]] = {}
+        self._dovecot: DovecotInstance | None = None
+        self._faults: dict[str, tuple[DovecotInstance, int, int]] = {}
         self._postfix_pids: set[int] = set()
         self._started = False
         self._programs: dict[str, str] = {}
@@ -372,9 +171,9 @@ class MailTestBed:
     def _log_tails(self) -> str:
         parts = []
         for path in self.log_paths:
-            tail = _tail(path)
-            if tail:
-                parts.append(f"--- {path} ---\n{tail}")
+            last = tail(path)
+            if last:
+                parts.append(f"--- {path} ---\n{last}")
         return "\n".join(parts)
 
     def _prepare(self) -> None:
@@ -389,7 +188,7 @@ class MailTestBed:
             self.mail_root,
         ):
             d.mkdir(parents=True, exist_ok=True)
-        _make_traversable(self.root)
+        make_traversable(self.root)
         for d in (self.mail_root, self.dovecot_dir, self.log_dir, self.postfix_dir):
             d.chmod(0o755)
         for sock in (self.lmtp_socket, self.auth_socket):
@@ -424,7 +223,7 @@ class MailTestBed:
 
     def _write_dovecot(
         self, name: str, cert: CertFiles, imap_port: int, imaps_port: int, *, main: bool
-    ) -> _Dovecot:
+    ) -> DovecotInstance:
         suffix = "" if main else f"-{name}"
         conf = self.dovecot_dir / f"dovecot{suffix}.conf"
         base_dir = self.root / f"run{suffix}"
@@ -452,7 +251,8 @@ class MailTestBed:
         log_path.touch()
         if log_path not in self.log_paths:
             self.log_paths.append(log_path)
-        return _Dovecot(conf, base_dir, log_path, self.dovecot_dir / f"dovecot{suffix}.stderr")
+        stderr = self.dovecot_dir / f"dovecot{suffix}.stderr"
+        return DovecotInstance(conf, base_dir, log_path, stderr)
 
     def _oauth2_conf_path(self) -> Path:
         return self.dovecot_dir / "dovecot-oauth2.conf.ext"
@@ -568,7 +368,7 @@ class MailTestBed:
                 check=False,
                 timeout=60,
             )
-        pid = _read_pid(self.queue_dir / "pid" / "master.pid")
+        pid = read_pid(self.queue_dir / "pid" / "master.pid")
         if pid:
             self._postfix_pids = {pid}
         if proc.returncode != 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bed import MailTestBed
+from mailcanary.testbed.bed import MailTestBed
 
 DEMO_LISTEN = "127.0.0.1:9782"
 

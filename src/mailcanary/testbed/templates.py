@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from .users import BLACKHOLE_ADDRESS, DOMAIN, TestBedUser
+from mailcanary.testbed.users import BLACKHOLE_ADDRESS, DOMAIN, TestBedUser
 
 MAIL_UID = 5000  # one uid/gid for every mailbox; needs no passwd entry
 MAIL_GID = 5000

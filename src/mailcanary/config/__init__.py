@@ -1,0 +1,30 @@
+"""The configuration: models of the contract's TOML keys, loading with key-path errors."""
+
+from mailcanary.config.loading import (
+    ConfigError,
+    config_from_dict,
+    format_loc,
+    load_config,
+    warnings_for,
+)
+from mailcanary.config.models import (
+    AccountConfig,
+    AlertConfig,
+    Config,
+    DaemonConfig,
+    Defaults,
+    Endpoint,
+    ImapEndpoint,
+    OAuth2Config,
+    RouteConfig,
+    SmtpEndpoint,
+    is_loopback_host,
+)
+from mailcanary.config.types import Duration, Name, parse_duration
+
+__all__ = [
+    "AccountConfig", "AlertConfig", "Config", "ConfigError", "DaemonConfig", "Defaults",
+    "Duration", "Endpoint", "ImapEndpoint", "Name", "OAuth2Config", "RouteConfig",
+    "SmtpEndpoint", "config_from_dict", "format_loc", "is_loopback_host", "load_config",
+    "parse_duration", "warnings_for",
+]

@@ -1,0 +1,155 @@
+"""Feeds probe results to every sink's tracker and delivers events without blocking probes.
+
+Each sink has a bounded queue and one worker task: a slow or dead receiver delays only its
+own notifications. Failed sends are retried with exponential backoff, then dropped; every
+outcome is counted in ``mailcanary_alert_notifications_total{sink,status}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import structlog
+
+from mailcanary.config import AlertConfig, Config
+from mailcanary.daemon.alerts.sinks import Sink, SinkError, make_sink
+from mailcanary.daemon.alerts.state import AlertEvent, AlertTracker
+from mailcanary.daemon.metrics import MetricsState
+from mailcanary.result import ProbeResult
+
+log = structlog.get_logger("mailcanary.daemon.alerts")
+
+QUEUE_SIZE = 1000
+ATTEMPTS = 5
+FIRST_RETRY = 1.0
+MAX_RETRY = 60.0
+
+
+def sink_labels(sinks: list[AlertConfig]) -> list[str]:
+    """"webhook" when it is the only one of its kind, else "webhook1", "webhook2", ..."""
+    labels: list[str] = []
+    for i, sink in enumerate(sinks):
+        same = [s for s in sinks if s.kind == sink.kind]
+        if len(same) == 1:
+            labels.append(sink.kind)
+        else:
+            labels.append(f"{sink.kind}{sum(s.kind == sink.kind for s in sinks[: i + 1])}")
+    return labels
+
+
+class _SinkWorker:
+    def __init__(
+        self, label: str, conf: AlertConfig, sink: Sink, metrics: MetricsState,
+        retry_base: float,
+    ) -> None:
+        self.label = label
+        self.conf = conf
+        self.sink = sink
+        self.metrics = metrics
+        self.retry_base = retry_base
+        self.tracker = AlertTracker(
+            conf.after, conf.repeat, refresh_every_failure=conf.kind == "alertmanager"
+        )
+        self.queue: asyncio.Queue[AlertEvent] = asyncio.Queue(QUEUE_SIZE)
+        self.task = asyncio.create_task(self._work(), name=f"alert-sink-{label}")
+
+    def enqueue(self, event: AlertEvent) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.metrics.count_notification(self.label, "dropped")
+            log.error("alert_dropped", sink=self.label, reason="queue full",
+                      probe=event.probe, target=event.target)
+
+    async def _work(self) -> None:
+        while True:
+            event = await self.queue.get()
+            try:
+                await self._deliver(event)
+            finally:
+                self.queue.task_done()
+
+    async def _deliver(self, event: AlertEvent) -> None:
+        delay = self.retry_base
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                await self.sink.send(event)
+            except (SinkError, OSError) as exc:
+                last = attempt == ATTEMPTS
+                self.metrics.count_notification(self.label, "failed" if last else "retried")
+                log.warning(
+                    "alert_send_failed", sink=self.label, status=event.status,
+                    probe=event.probe, target=event.target, attempt=attempt,
+                    error=str(exc), retry_in=None if last else delay,
+                )
+                if last:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY)
+            else:
+                self.metrics.count_notification(self.label, "sent")
+                log.info("alert_sent", sink=self.label, status=event.status,
+                         probe=event.probe, target=event.target, reason=event.reason,
+                         failures=event.failures)
+                return
+
+    async def close(self, grace: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.queue.join(), grace)
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.sink.aclose()
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        metrics: MetricsState,
+        config: Callable[[], Config],
+        ttl_of: Callable[[str, str], float],
+        *,
+        retry_base: float = FIRST_RETRY,
+    ) -> None:
+        self.metrics = metrics
+        self.config = config
+        self.ttl_of = ttl_of
+        self.retry_base = retry_base
+        self.workers: list[_SinkWorker] = []
+
+    def configure(self, sinks: list[AlertConfig]) -> list[_SinkWorker]:
+        """Keep workers (and their alert state) whose sink is unchanged; return the rest."""
+        old = {w.conf.model_dump_json() + w.label: w for w in self.workers}
+        new: list[_SinkWorker] = []
+        for label, conf in zip(sink_labels(sinks), sinks, strict=True):
+            kept = old.pop(conf.model_dump_json() + label, None)
+            if kept is None:
+                kept = _SinkWorker(label, conf, make_sink(conf, self.config), self.metrics,
+                                   self.retry_base)
+                for status in ("sent", "failed"):
+                    self.metrics.notifications.setdefault((label, status), 0)
+            new.append(kept)
+        self.workers = new
+        return list(old.values())
+
+    async def reconfigure(self, sinks: list[AlertConfig]) -> None:
+        for worker in self.configure(sinks):
+            await worker.close(grace=2.0)
+
+    def observe(self, result: ProbeResult) -> None:
+        now = time.time()
+        for worker in self.workers:
+            event = worker.tracker.observe(result, now, self.ttl_of(result.probe, result.target))
+            if event is not None:
+                worker.enqueue(event)
+
+    def forget(self, probe: str, target: str) -> None:
+        for worker in self.workers:
+            worker.tracker.forget(probe, target)
+
+    async def close(self, grace: float = 2.0) -> None:
+        await asyncio.gather(*(w.close(grace) for w in self.workers))
+        self.workers = []

@@ -1,0 +1,240 @@
+"""`mailcanary run`: wires config, scheduler, metrics, HTTP, alerts, signals and systemd.
+
+Start-up: load the config (exit 2 if bad), listen for /metrics, create every target's
+series, start the jobs, tell systemd READY=1. SIGHUP reloads (RELOADING=1 ... READY=1),
+keeping the old config when the new one is invalid. SIGTERM/SIGINT: STOPPING=1, no new
+probes, running ones get a grace period and are then cancelled, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from mailcanary import __version__
+from mailcanary.config import Config, ConfigError, load_config, warnings_for
+from mailcanary.daemon.alerts import AlertEngine
+from mailcanary.daemon.metrics import MetricsCollector, MetricsState
+from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
+from mailcanary.daemon.sdnotify import Notifier
+from mailcanary.daemon.web import WebServer
+from mailcanary.probes import PROBES, ProbeKind
+from mailcanary.probes.roundtrip.sweep import sweep
+from mailcanary.result import ProbeResult
+
+log = structlog.get_logger("mailcanary.daemon")
+
+STOP_GRACE = 5.0  # running probes may finish for this long; then cancelled (exit < 10 s)
+SWEEP_FIRST_DELAY = 5.0  # the start-up sweep waits for the first probes to get going
+SWEEP_EVERY = 900.0  # then every 15 minutes
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: Path,
+        config: Config,
+        *,
+        registry: dict[str, ProbeKind] | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.registry = registry if registry is not None else PROBES
+        self.notifier = notifier or Notifier()
+        self.metrics = MetricsState()
+        self.prom = CollectorRegistry()
+        self.prom.register(MetricsCollector(self.metrics))
+        for extra in (ProcessCollector, PlatformCollector, GCCollector):
+            extra(registry=self.prom)
+        self.web = WebServer(self.prom, self.health)
+        self.scheduler = ProbeScheduler(config, self.on_result, registry=self.registry)
+        self.scheduler.on_backoff = self._set_backoff
+        self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
+        self.stop_requested = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ results
+
+    def on_result(self, result: ProbeResult) -> None:
+        self.metrics.record(result)
+        self.alerts.observe(result)
+
+    def _set_backoff(self, kind: str, target: str, factor: float) -> None:
+        series = self.metrics.targets.get((kind, target))
+        if series is not None:
+            series.backoff = factor
+
+    def _alert_ttl(self, kind: str, target: str) -> float:
+        interval = self.scheduler.effective_interval(kind, target) or self.config.defaults.interval
+        return 3 * interval + self.config.defaults.timeout + 60
+
+    def _add_series(self, specs: list[JobSpec]) -> None:
+        for spec in specs:
+            self.metrics.ensure(spec.kind, spec.target, self.registry[spec.kind].reasons)
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        healthy = self.scheduler.is_running
+        targets = []
+        for series in sorted(self.metrics.targets.values(), key=lambda s: (s.target, s.probe)):
+            last = series.last
+            targets.append({
+                "probe": series.probe,
+                "target": series.target,
+                "ok": None if last is None else last.ok,
+                "class": None if last is None else last.cls,
+                "reason": None if last is None else last.reason,
+                "phase": None if last is None else last.phase,
+                "finished_at": None if last is None else last.finished_at,
+                "backoff_factor": series.backoff,
+            })
+        return healthy, {
+            "status": "ok" if healthy else "stopped",
+            "version": __version__,
+            "targets": targets,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        daemon = self.config.daemon
+        try:
+            await self.web.start(daemon.listen_host, daemon.listen_port)
+        except OSError as exc:
+            log.error("listen_failed", listen=daemon.listen, error=exc.strerror or str(exc))
+            return 1
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop_requested.set)
+        loop.add_signal_handler(signal.SIGINT, self.stop_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
+        self.metrics.reload_success_time = time.time()
+        self.alerts.configure(list(self.config.alerts))
+        specs = self.scheduler.start()
+        self._add_series(specs)
+        for warning in warnings_for(self.config):
+            log.warning("config_warning", warning=warning)
+        log.info(
+            "daemon_started", version=__version__, config=str(self.config_path),
+            listen=f"{daemon.listen_host}:{self.web.port}", probes=len(specs),
+            alert_sinks=len(self.config.alerts),
+        )
+        self.notifier.ready(f"probing {len(specs)} targets")
+        self._spawn(self._sweeper())
+        watchdog = None
+        if self.notifier.watchdog_seconds:
+            watchdog = asyncio.create_task(self._watchdog(self.notifier.watchdog_seconds / 3))
+        await self.stop_requested.wait()
+        started = time.monotonic()
+        self.notifier.stopping()
+        log.info("daemon_stopping", running_probes=len(self.scheduler.running))
+        cancelled = await self.scheduler.stop(STOP_GRACE)
+        for task in list(self._tasks):
+            task.cancel()
+        if watchdog is not None:
+            watchdog.cancel()
+        await self.alerts.close(grace=1.0)
+        await self.web.stop()
+        log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3),
+                 cancelled_probes=cancelled)
+        return 0
+
+    async def _watchdog(self, every: float) -> None:
+        while True:
+            if self.scheduler.is_running:
+                self.notifier.watchdog()
+            await asyncio.sleep(every)
+
+    def _spawn_reload(self) -> None:
+        self._spawn(self.reload())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sweeper(self) -> None:
+        """Start-up and periodic removal of canaries nobody watches any more (a crash, a
+        restart, a probe that gave up): each is deleted and, if late, counted once."""
+        await asyncio.sleep(SWEEP_FIRST_DELAY)
+        while True:
+            if self.config.routes:
+                await self.sweep_once()
+            await asyncio.sleep(SWEEP_EVERY)
+
+    async def sweep_once(self) -> None:
+        config = self.config
+        timeout = max(
+            (config.timeout_of(config.account(r.to)) for r in config.routes), default=30.0
+        )
+        try:
+            report = await asyncio.wait_for(sweep(config), 4 * timeout)
+        except Exception as exc:  # the sweep must never take the daemon down
+            log.warning("sweep_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self.metrics.swept += report.removed
+        for late in report.late:
+            self.metrics.late[late.route] = self.metrics.late.get(late.route, 0) + 1
+        if not report.errors:
+            self.metrics.sweep_success_time = time.time()
+        log.info(
+            "sweep", removed=report.removed, late=[c.as_json() for c in report.late],
+            lost=len(report.lost), errors=report.errors,
+        )
+
+    async def reload(self) -> bool:
+        async with self._reload_lock:
+            self.notifier.reloading()
+            try:
+                try:
+                    new = load_config(self.config_path)
+                except ConfigError as exc:
+                    self.metrics.reload_ok = 0.0
+                    log.error("config_reload_failed", config=str(self.config_path),
+                              problems=exc.problems, note="keeping the previous configuration")
+                    return False
+                return await self._apply(new)
+            finally:
+                self.notifier.ready()
+
+    async def _apply(self, new: Config) -> bool:
+        if new.daemon.listen != self.config.daemon.listen:
+            log.warning("config_listen_changed", old=self.config.daemon.listen,
+                        new=new.daemon.listen, note="takes effect after a restart")
+        self.config = new
+        added, changed, removed = self.scheduler.apply(new)
+        for spec in removed:
+            self.metrics.forget(spec.kind, spec.target)
+            self.alerts.forget(spec.kind, spec.target)
+        for spec in changed:  # a changed account starts afresh (backoff, alert streak)
+            self.alerts.forget(spec.kind, spec.target)
+            self._set_backoff(spec.kind, spec.target, 1.0)
+        self._add_series(added)
+        await self.alerts.reconfigure(list(new.alerts))
+        for warning in warnings_for(new):
+            log.warning("config_warning", warning=warning)
+        self.metrics.reload_ok = 1.0
+        self.metrics.reload_success_time = time.time()
+        log.info("config_reloaded", config=str(self.config_path),
+                 added=[s.job_id for s in added], changed=[s.job_id for s in changed],
+                 removed=[s.job_id for s in removed])
+        return True
+
+
+async def run_daemon(config_path: Path, config: Config) -> int:
+    daemon = Daemon(config_path, config)
+    try:
+        return await daemon.run()
+    finally:
+        with contextlib.suppress(Exception):
+            daemon.scheduler.scheduler.shutdown(wait=False)

@@ -1,0 +1,101 @@
+"""What probes raise on purpose.
+
+Each type subclasses our base *and* the stdlib class it resembles (as aiosmtplib's errors
+do), so the classifier's one `isinstance` ladder handles ours and the library's alike.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+
+class ProbeError(Exception):
+    """Base of everything a probe raises on purpose."""
+
+
+class ServerReplyError(ProbeError):
+    """The server answered, and the answer was not the one a working account gets."""
+
+    protocol = "?"
+
+    def __init__(self, command: str, text: str, code: int | None = None) -> None:
+        self.command = command.upper()
+        self.text = text.strip()
+        self.code = code
+        super().__init__(self.text)
+
+
+class SmtpReplyError(ServerReplyError):
+    protocol = "smtp"
+
+    def __init__(self, command: str, code: int, text: str) -> None:
+        super().__init__(command, text, code)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}" if not self.text.startswith(str(self.code)) else self.text
+
+
+class ImapReplyError(ServerReplyError):
+    protocol = "imap"
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class StartTLSUnavailable(ProbeError, ssl.SSLError):
+    """The server did not offer STARTTLS, so the session would stay in clear text."""
+
+
+class TLSRequired(ProbeError, PermissionError):
+    """The server refuses to authenticate before TLS (LOGINDISABLED, 530 5.7.0)."""
+
+
+class MechanismUnsupported(ProbeError, NotImplementedError):
+    """No SASL mechanism both sides speak."""
+
+
+class ProtocolViolation(ProbeError, ValueError):
+    """A reply that does not follow the protocol; the reply text is the message."""
+
+
+class ConnectionClosed(ProbeError, ConnectionResetError):
+    """The server closed the connection while we waited for it."""
+
+
+class StateError(ProbeError):
+    """The state directory (in-flight canaries) cannot be used: a configuration problem."""
+
+
+class DeliveryProblem(ProbeError):
+    """A canary that was accepted but not delivered as it should be (spam, lost, delayed)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(detail)
+
+
+class OAuthTokenError(ProbeError):
+    """The OAuth2 token endpoint gave no access token.
+
+    `error` is the endpoint's RFC 6749 error code (``invalid_grant`` ...) or one of ours:
+    ``network`` (not reachable), ``bad_reply`` (not a token response). The message holds the
+    endpoint's own words; it never holds a token or secret.
+    """
+
+    def __init__(self, account: str, error: str, message: str, description: str = "") -> None:
+        self.account = account
+        self.error = error
+        self.description = description
+        super().__init__(message)
+
+
+class TokenEndpointTimeout(ProbeError, TimeoutError):
+    """The token endpoint did not answer in time: class timeout, phase token."""
+
+
+class BearerRejected(ProbeError):
+    """The mail server refused an access token that the token endpoint had issued."""
+
+    def __init__(self, reply: ServerReplyError) -> None:
+        self.reply = reply
+        super().__init__(str(reply))

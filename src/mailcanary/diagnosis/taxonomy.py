@@ -1,0 +1,88 @@
+"""The failure taxonomy of the contract: classes, their reasons, and a failure's hint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailcanary.diagnosis.hints import HINTS
+
+
+@dataclass(frozen=True)
+class Failure:
+    cls: str
+    reason: str
+    detail: str
+    hint: str
+
+
+TAXONOMY: dict[str, tuple[str, ...]] = {
+    "ok": ("ok",),
+    "dns": ("nxdomain", "dns_error"),
+    "network": ("connection_refused", "unreachable", "connection_reset"),
+    "timeout": ("timeout",),
+    "tls": (
+        "cert_expired",
+        "cert_untrusted",
+        "hostname_mismatch",
+        "handshake_failed",
+        "starttls_unavailable",
+        "tls_required",
+    ),
+    "auth": (
+        "invalid_credentials",
+        "app_password_required",
+        "basic_auth_disabled",
+        "web_login_required",
+        "account_locked",
+        "mechanism_unsupported",
+        "oauth_token_error",
+        "protocol_disabled",
+    ),
+    "rejected": (
+        "recipient_rejected",
+        "sender_rejected",
+        "relay_denied",
+        "policy_rejected",
+        "message_rejected",
+    ),
+    "quota": ("mailbox_full", "sending_limit"),
+    "rate_limited": ("rate_limited", "too_many_connections"),
+    "server": ("unavailable", "server_error"),
+    "protocol": ("protocol_error",),
+    "spam": ("spam_folder",),
+    "delivery": ("lost", "delayed"),
+    "config": ("config_error",),
+}
+
+CLASS_OF: dict[str, str] = {r: c for c, reasons in TAXONOMY.items() for r in reasons}
+
+# What a login probe (imap, smtp) can produce: used to pre-create failure series at zero.
+LOGIN_REASONS: tuple[str, ...] = tuple(
+    reason
+    for cls, reasons in TAXONOMY.items()
+    if cls not in ("ok", "spam", "delivery")
+    for reason in reasons
+)
+
+
+
+@dataclass(frozen=True)
+class Where:
+    """What the classifier may mention in a hint."""
+
+    host: str = "the server"
+    port: int | str = "?"
+    protocol: str = "imap"
+
+
+def failure(
+    reason: str, detail: str, where: Where | None = None, phase: str | None = None
+) -> Failure:
+    where = where or Where()
+    hint = HINTS[reason].format(
+        host=where.host,
+        port=where.port,
+        phase=phase or "the probe",
+        proto_upper=where.protocol.upper(),
+    )
+    return Failure(CLASS_OF[reason], reason, detail, hint)

@@ -1,0 +1,219 @@
+"""Round trip: send a canary through the sender's SMTP server, watch the receiver's IMAP.
+
+Order matters: the receiving session is logged in, has LISTed its folders and idles on
+INBOX *before* the canary is submitted, so the first check can follow the SMTP accept
+within milliseconds. The in-flight record is written before submission (see canarystate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+
+from mailcanary.config import AccountConfig, Config
+from mailcanary.diagnosis import LOGIN_REASONS, DeliveryProblem, SmtpReplyError, Where
+from mailcanary.probes.roundtrip.canary import (
+    auth_results,
+    new_canary,
+    parse_headers,
+    received_hops,
+)
+from mailcanary.probes.roundtrip.state import ACTIVE, CanaryStore
+from mailcanary.probes.roundtrip.sweep import SweepReport, sweep, sweep_selected
+from mailcanary.probes.roundtrip.watch import Sighting, Watcher
+from mailcanary.protocols.imap import imap_client_for
+from mailcanary.protocols.signin import imap_login, smtp_login
+from mailcanary.protocols.smtp import SmtpClient
+from mailcanary.protocols.transport import tls_context
+from mailcanary.result import ProbeContext
+
+REASONS = (*LOGIN_REASONS, "spam_folder", "lost", "delayed")
+
+__all__ = ["REASONS", "SweepReport", "probe", "round_trip", "sweep", "timeout"]
+
+AfterAccept = Callable[[bytes], Awaitable[None]]
+AfterSeen = Callable[[str, float], Awaitable[None]]  # (token, accept time by time.time())
+
+
+def timeout(config: Config, target: str) -> float:
+    """The deadline, plus a login's worth of time for each leg and for the final search."""
+    route = config.route(target)
+    sender, receiver = config.account(route.from_), config.account(route.to)
+    return route.deadline + config.timeout_of(sender) + 2 * config.timeout_of(receiver)
+
+
+def _smtp_client(ctx: ProbeContext, account: AccountConfig) -> SmtpClient:
+    assert account.smtp is not None
+    tls = tls_context(account.ca_file) if account.smtp.security != "none" else None
+    return SmtpClient(ctx, account.smtp, tls)
+
+
+async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
+    await round_trip(ctx, config, target)
+
+
+async def round_trip(
+    ctx: ProbeContext,
+    config: Config,
+    target: str,
+    *,
+    extra_headers: Mapping[str, str] | None = None,
+    after_accept: AfterAccept | None = None,
+    after_seen: AfterSeen | None = None,
+    use_special_use: bool = True,
+) -> None:
+    """One canary. The keyword arguments exist for tests and the benchmark only: headers
+    to add (e.g. the test bed's spam marker), hooks run right after the SMTP accept and
+    right before the cleanup, and ignoring SPECIAL-USE flags to exercise the fallback by
+    folder name."""
+    route = config.route(target)
+    sender, receiver = config.account(route.from_), config.account(route.to)
+    assert sender.smtp is not None and receiver.imap is not None
+    store = CanaryStore(config.daemon.state_dir)
+    canary = new_canary(route.route_name, sender.address, receiver.address, store.installation)
+    message = canary.message(extra_headers)
+    token = canary.token
+    ctx.extra["token"] = token
+    imap_where = Where(receiver.imap.host, receiver.imap.effective_port, "imap")
+    ctx.where = imap_where
+    imap = imap_client_for(ctx, receiver)
+    smtp = _smtp_client(ctx, sender)
+    quitting: asyncio.Task[None] | None = None
+    ACTIVE.add(token)
+    try:
+        await imap.connect()
+        await imap_login(imap, receiver)
+        watcher = Watcher(ctx, imap, use_special_use=use_special_use)
+        with ctx.phase("select"):
+            await watcher.prepare()
+
+        ctx.where = Where(sender.smtp.host, sender.smtp.effective_port, "smtp")
+        await smtp.connect()
+        await smtp_login(smtp, sender)
+        store.add(token, route.route_name, receiver.name, route.deadline)
+        with ctx.phase("send"):
+            try:
+                accepted = await smtp.send_message(sender.address, [receiver.address], message)
+            except SmtpReplyError:
+                store.remove(token)  # refused: nothing is in flight
+                raise
+        accepted_wall = time.time() - (time.monotonic() - accepted)
+        store.accepted(token, accepted_wall, route.deadline)
+        ctx.extra.update(placement="missing", delivery_seconds=None)
+        quitting = asyncio.create_task(smtp.quit())
+        ctx.where = imap_where
+        if after_accept is not None:
+            await after_accept(message)
+
+        sighting, late = await _watch_and_clean(
+            ctx, watcher, store, token=token, accepted=accepted, accepted_wall=accepted_wall,
+            deadline=route.deadline, after_seen=after_seen,
+        )
+        ctx.extra["imap_commands"] = imap.commands_sent
+        await imap.logout()
+        _verdict(ctx, deadline=route.deadline, slo=route.slo, sighting=sighting, late=late,
+                 accepted=accepted)
+    finally:
+        ACTIVE.discard(token)
+        if quitting is not None:
+            await asyncio.gather(quitting, return_exceptions=True)
+        smtp.close()
+        imap.close()
+
+
+async def _watch_and_clean(
+    ctx: ProbeContext,
+    watcher: Watcher,
+    store: CanaryStore,
+    *,
+    token: str,
+    accepted: float,
+    accepted_wall: float,
+    deadline: float,
+    after_seen: AfterSeen | None,
+) -> tuple[Sighting | None, bool]:
+    """Phases deliver and cleanup: (where it was seen, whether only after the deadline)."""
+    with ctx.phase("deliver"):
+        sighting = await watcher.watch(token, accepted, accepted + deadline)
+        late = sighting is None
+        if sighting is None:
+            sighting = await watcher.search_elsewhere(token)
+        if sighting is not None:
+            await _read_headers(ctx, watcher, sighting, accepted_wall)
+    if after_seen is not None:
+        await after_seen(token, accepted_wall)
+    with ctx.phase("cleanup"):
+        if sighting is not None:
+            await watcher.select(sighting.folder)
+            if await watcher.client.uid_delete([sighting.uid]):
+                store.remove(token)
+            else:
+                store.set_status(token, "seen")
+                ctx.extra["cleanup"] = "left marked \\Deleted (no UIDPLUS, other deletions)"
+        else:
+            store.set_status(token, "lost")
+        report = await sweep_selected(ctx, watcher, store)
+        if report.late:
+            ctx.extra["late_canaries"] = [c.as_json() for c in report.late]
+        await watcher.leave_idle()
+    return sighting, late
+
+
+async def _read_headers(
+    ctx: ProbeContext, watcher: Watcher, sighting: Sighting, accepted_wall: float
+) -> None:
+    """Authentication-Results for the JSON, Received hops for the transcript."""
+    await watcher.select(sighting.folder, readonly=True)
+    raw, _ = await watcher.client.uid_fetch_header(sighting.uid)
+    headers = parse_headers(raw)
+    ctx.extra["auth_results"] = auth_results(headers)
+    accepted_at = datetime.fromtimestamp(accepted_wall, UTC)
+    for hop in received_hops(headers):
+        when = "no time" if hop.at is None else (
+            f"{hop.at.isoformat()} ({(hop.at - accepted_at).total_seconds():+.3f} s "
+            "from the accept, 1 s resolution)"
+        )
+        ctx.transcript.note("*", f"Received by {hop.by} at {when}")
+
+
+def _verdict(
+    ctx: ProbeContext,
+    *,
+    deadline: float,
+    slo: float,
+    sighting: Sighting | None,
+    late: bool,
+    accepted: float,
+) -> None:
+    if sighting is None:
+        raise _deliver_problem(
+            ctx, "lost",
+            f"not seen in INBOX, Junk or any other folder within {deadline:g} s of the SMTP "
+            "server accepting it",
+        )
+    ctx.extra["placement"] = sighting.placement
+    ctx.extra["folder"] = sighting.folder.name
+    if late:
+        raise _deliver_problem(
+            ctx, "lost",
+            f"not in INBOX or Junk within {deadline:g} s; found afterwards in folder "
+            f"{sighting.folder.name!r}",
+        )
+    delivery = sighting.seen_at - accepted
+    ctx.extra["delivery_seconds"] = round(delivery, 6)
+    if sighting.placement == "spam":
+        raise _deliver_problem(
+            ctx, "spam_folder",
+            f"delivered to the junk folder {sighting.folder.name!r} after {delivery:.3f} s",
+        )
+    if delivery > slo:
+        raise _deliver_problem(
+            ctx, "delayed", f"delivered after {delivery:.3f} s; the route's slo is {slo:g} s"
+        )
+
+
+def _deliver_problem(ctx: ProbeContext, reason: str, detail: str) -> DeliveryProblem:
+    ctx.current_phase = "deliver"  # where the runner reports it
+    return DeliveryProblem(reason, detail)

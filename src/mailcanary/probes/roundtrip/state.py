@@ -1,0 +1,165 @@
+"""Canaries in flight, kept in SQLite under ``state_dir`` so a restart loses none.
+
+A record is written *before* the canary is submitted and updated when the server accepts
+it, so a crash at any point leaves a record that a later sweep can match. Records end as
+"lost" (kept a while, so a late arrival is recognised and counted once, as late) or are
+removed once the canary has been seen and deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailcanary.diagnosis import StateError
+
+DB_NAME = "roundtrip.sqlite3"
+INSTALLATION_FILE = "installation-id"
+ORPHAN_GRACE = 60.0  # seconds past its deadline after which nobody still watches a canary
+RETENTION = 7 * 86400.0  # how long a lost canary's record waits for a late arrival
+
+# Tokens whose probe runs in this process right now: never swept from under them.
+ACTIVE: set[str] = set()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS canaries (
+    token TEXT PRIMARY KEY,
+    route TEXT NOT NULL,
+    receiver TEXT NOT NULL,
+    status TEXT NOT NULL,           -- sending | in_flight | lost | seen
+    created REAL NOT NULL,          -- wall clock
+    accepted REAL,                  -- wall clock of the SMTP server's final 250
+    deadline REAL NOT NULL,         -- wall clock
+    owner_pid INTEGER NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    token: str
+    route: str
+    receiver: str
+    status: str
+    created: float
+    accepted: float | None
+    deadline: float
+    owner_pid: int
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def installation_id(state_dir: Path) -> str:
+    """This installation's id: random once, then persisted in the state dir."""
+    path = state_dir / INSTALLATION_FILE
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise StateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    value = secrets.token_hex(8)
+    tmp = path.with_name(f".{INSTALLATION_FILE}.{os.getpid()}")
+    try:
+        tmp.write_text(value + "\n")
+        os.replace(tmp, path)  # atomic: two processes agree on whichever landed last... once
+    except OSError as exc:
+        raise StateError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path.read_text().strip()
+
+
+class CanaryStore:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(
+                f"cannot create state_dir {self.state_dir}: {exc.strerror or exc}"
+            ) from None
+        self.installation = installation_id(self.state_dir)
+        self.path = self.state_dir / DB_NAME
+        with self._db() as db:
+            db.execute(_SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """One short transaction per call: committed atomically or not at all."""
+        try:
+            with closing(sqlite3.connect(self.path, timeout=5.0)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                with db:
+                    yield db
+        except sqlite3.Error as exc:
+            raise StateError(f"state database {self.path}: {exc}") from None
+
+    def add(self, token: str, route: str, receiver: str, deadline_seconds: float) -> None:
+        now = time.time()
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO canaries VALUES (?, ?, ?, 'sending', ?, NULL, ?, ?)",
+                (token, route, receiver, now, now + deadline_seconds, os.getpid()),
+            )
+
+    def accepted(self, token: str, accepted_wall: float, deadline_seconds: float) -> None:
+        with self._db() as db:
+            db.execute(
+                "UPDATE canaries SET status = 'in_flight', accepted = ?, deadline = ? "
+                "WHERE token = ?",
+                (accepted_wall, accepted_wall + deadline_seconds, token),
+            )
+
+    def set_status(self, token: str, status: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE canaries SET status = ? WHERE token = ?", (status, token))
+
+    def remove(self, token: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM canaries WHERE token = ?", (token,))
+
+    def get(self, token: str) -> Record | None:
+        with self._db() as db:
+            row = db.execute("SELECT * FROM canaries WHERE token = ?", (token,)).fetchone()
+        return Record(*row) if row else None
+
+    def all(self) -> list[Record]:
+        with self._db() as db:
+            rows = db.execute("SELECT * FROM canaries ORDER BY created").fetchall()
+        return [Record(*row) for row in rows]
+
+    def forget_old(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self._db() as db:
+            cur = db.execute(
+                "DELETE FROM canaries WHERE status IN ('lost', 'seen') AND created < ?",
+                (now - RETENTION,),
+            )
+        return cur.rowcount
+
+
+def is_orphan(record: Record, now: float | None = None) -> bool:
+    """In flight, but no probe watches it any more (cancelled, crashed or restarted)."""
+    if record.status not in ("sending", "in_flight") or record.token in ACTIVE:
+        return False
+    now = time.time() if now is None else now
+    return (
+        record.owner_pid == os.getpid()
+        or not _pid_alive(record.owner_pid)
+        or now > record.deadline + ORPHAN_GRACE
+    )

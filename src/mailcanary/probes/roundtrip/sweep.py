@@ -1,0 +1,200 @@
+"""Removing this installation's canaries that nobody watches any more.
+
+Runs at start-up and periodically (the daemon calls `sweep`), and on a small scale after
+every round trip in the folder it already has open (`sweep_selected`). It matches each
+canary it finds with the in-flight records: one whose probe was cancelled, crashed or gave
+it up as lost is reported once, as *late*, and deleted; one a running probe still waits
+for is left alone; one without a record is deleted only when older than `older_than`.
+Only messages whose installation header is exactly ours are ever touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mailcanary.config import Config
+from mailcanary.diagnosis import ProbeError, classify
+from mailcanary.probes.roundtrip.canary import (
+    INSTALLATION_HEADER,
+    SENT_HEADER,
+    TOKEN_HEADER,
+    parse_headers,
+)
+from mailcanary.probes.roundtrip.state import CanaryStore, Record, is_orphan
+from mailcanary.protocols.imap import ImapClient, imap_client_for
+from mailcanary.protocols.mailboxes import Folder, junk_folders
+from mailcanary.protocols.signin import imap_login
+from mailcanary.result import ProbeContext
+
+if TYPE_CHECKING:
+    from mailcanary.probes.roundtrip.watch import Watcher
+
+STALE_AFTER = 3600.0  # a canary without a record is someone's leftover after an hour
+
+
+@dataclass(frozen=True)
+class LateCanary:
+    """A canary found after its probe gave up on it (or died): counted once, here."""
+
+    route: str
+    token: str
+    placement: str  # inbox | spam | other
+    folder: str
+    delivery_seconds: float | None  # from INTERNALDATE (1 s resolution) when known
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "route": self.route, "token": self.token, "placement": self.placement,
+            "folder": self.folder, "delivery_seconds": self.delivery_seconds,
+        }
+
+
+@dataclass
+class SweepReport:
+    removed: int = 0  # canaries deleted (late ones included)
+    late: list[LateCanary] = field(default_factory=list)
+    lost: list[Record] = field(default_factory=list)  # orphans never found: lost, reported once
+    errors: dict[str, str] = field(default_factory=dict)  # account -> what went wrong
+
+
+def placement_of(folder: Folder, junk: list[Folder]) -> str:
+    if folder.is_inbox:
+        return "inbox"
+    return "spam" if folder.wire in {j.wire for j in junk} else "other"
+
+
+def _sent_at(value: str | None, fallback: datetime | None) -> float | None:
+    if value:
+        try:
+            return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            pass
+    return fallback.timestamp() if fallback is not None else None
+
+
+async def sweep_folder(
+    client: ImapClient,
+    folder: Folder,
+    placement: str,
+    store: CanaryStore,
+    report: SweepReport,
+    *,
+    older_than: float = STALE_AFTER,
+    keep: frozenset[str] = frozenset(),
+) -> set[str]:
+    """Sweep the (read-write) selected `folder`; returns the tokens seen there."""
+    uids = await client.uid_search("HEADER", INSTALLATION_HEADER, store.installation)
+    now = time.time()
+    seen: set[str] = set()
+    doomed: list[int] = []
+    late: list[LateCanary] = []
+    forget: list[str] = []
+    for uid in uids:
+        raw, internal = await client.uid_fetch_header(uid)
+        headers = parse_headers(raw)
+        if (headers.get(INSTALLATION_HEADER) or "").strip() != store.installation:
+            continue  # the search matches substrings; this one is not ours
+        token = (headers.get(TOKEN_HEADER) or "").strip()
+        if not token or token in keep:
+            continue
+        seen.add(token)
+        record = store.get(token)
+        if record is None:
+            sent = _sent_at(headers.get(SENT_HEADER), internal)
+            if sent is not None and now - sent > older_than:
+                doomed.append(uid)
+            continue
+        if record.status in ("sending", "in_flight") and not is_orphan(record, now):
+            continue  # a probe still watches it
+        doomed.append(uid)
+        forget.append(token)
+        if record.status in ("sending", "in_flight", "lost"):
+            delivery = (
+                round(internal.timestamp() - record.accepted, 3)
+                if internal is not None and record.accepted is not None else None
+            )
+            late.append(LateCanary(record.route, token, placement, folder.name, delivery))
+    if doomed and await client.uid_delete(doomed):
+        report.removed += len(doomed)
+        report.late += late
+        for token in forget:
+            store.remove(token)
+    return seen
+
+
+async def sweep_selected(ctx: ProbeContext, watcher: Watcher, store: CanaryStore) -> SweepReport:
+    """After a round trip: the folder the probe has open, for earlier runs' canaries."""
+    report = SweepReport()
+    folder = watcher.selected_folder()
+    await watcher.select(folder)
+    await sweep_folder(watcher.client, folder, placement_of(folder, watcher.junk), store, report)
+    if report.removed:
+        ctx.transcript.note("*", f"removed {report.removed} earlier canary(ies) from {folder.name}")
+    return report
+
+
+async def _sweep_account(
+    config: Config, name: str, store: CanaryStore, report: SweepReport, older_than: float
+) -> set[str]:
+    account = config.account(name)
+    ctx = ProbeContext(probe="sweep", target=name)
+    client = imap_client_for(ctx, account)
+    seen: set[str] = set()
+    try:
+        async with asyncio.timeout(config.timeout_of(account) * 3):
+            await client.connect()
+            await imap_login(client, account)
+            folders = await client.list_folders()
+            junk = junk_folders(folders)
+            for folder in folders:
+                if not folder.selectable:
+                    continue
+                try:
+                    await client.select_folder(folder)
+                except ProbeError as exc:
+                    ctx.transcript.note("*", f"cannot open {folder.name}: {exc}")
+                    continue
+                seen |= await sweep_folder(
+                    client, folder, placement_of(folder, junk), store, report,
+                    older_than=older_than,
+                )
+            await client.logout()
+    finally:
+        client.close()
+    return seen
+
+
+async def sweep(config: Config, *, older_than: float = STALE_AFTER) -> SweepReport:
+    """Every folder of every route's receiving account. Never raises for an account's
+    trouble: that goes to `errors`, and its records wait for the next sweep."""
+    store = CanaryStore(config.daemon.state_dir)
+    report = SweepReport()
+    receivers = sorted({r.to for r in config.routes if config.account(r.to).imap is not None})
+    swept: set[str] = set()
+
+    async def one(name: str) -> None:
+        try:
+            await _sweep_account(config, name, store, report, older_than)
+            swept.add(name)
+        except Exception as exc:  # one account must not stop the others
+            fail = classify(exc, None)
+            report.errors[name] = f"{fail.cls}/{fail.reason}: {fail.detail}"
+
+    await asyncio.gather(*(one(name) for name in receivers))
+    now = time.time()
+    for record in store.all():
+        if record.receiver not in swept or not is_orphan(record, now):
+            continue
+        if now <= record.deadline:
+            continue  # it may still arrive; a later sweep decides
+        if record.status == "in_flight":
+            store.set_status(record.token, "lost")
+            report.lost.append(record)
+        else:  # "sending": the server may never have accepted it
+            store.remove(record.token)
+    store.forget_old(now)
+    return report

@@ -1,0 +1,168 @@
+"""Watching a mailbox for one canary: IDLE plus cheap, quickly backed-off checks.
+
+IDLE alone is late on Dovecot (it waits 500 ms before telling an idling client), so the
+checks that date the arrival are ``UID SEARCH HEADER X-Mailcanary-Token <token>`` on INBOX
+(pipelined with ``STATUS <junk> (UIDNEXT)`` for each Junk folder), sent 5, 15, 35, 75 ms ...
+after the server accepted the canary, when arrival is likeliest. Between sparse checks the
+session idles, so a push wakes us early. The arrival time is the middle of the check that
+first saw the canary: the server looked then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from mailcanary.diagnosis import ImapReplyError
+from mailcanary.probes.roundtrip.canary import TOKEN_HEADER
+from mailcanary.protocols.imap import ImapClient
+from mailcanary.protocols.mailboxes import Folder, junk_folders
+from mailcanary.result import ProbeContext
+
+FIRST_CHECK = 0.005  # seconds after the SMTP accept
+FAST_GROWTH = 2.0  # back off quickly while arrival is likely...
+FAST_UNTIL = 0.5  # ...up to this gap between checks,
+SLOW_GROWTH = 1.25  # then grow gently
+CAP_WITH_IDLE = 5.0  # the push wakes us in between
+CAP_POLLING = 15.0
+IDLE_MIN = 0.2  # gaps shorter than this are slept, not idled (IDLE + DONE cost two RTTs)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    folder: Folder
+    uid: int
+    seen_at: float  # time.monotonic() when the server saw it
+    placement: str  # inbox | spam | other
+
+
+def next_gap(gap: float, *, idle: bool) -> float:
+    grown = gap * (FAST_GROWTH if gap < FAST_UNTIL else SLOW_GROWTH)
+    return min(grown, CAP_WITH_IDLE if idle else CAP_POLLING)
+
+
+def _inbox(folders: list[Folder]) -> Folder:
+    for folder in folders:
+        if folder.is_inbox:
+            return folder
+    return Folder("INBOX", "INBOX", frozenset(), None)
+
+
+class Watcher:
+    def __init__(self, ctx: ProbeContext, client: ImapClient, *, use_special_use: bool = True):
+        self.ctx = ctx
+        self.client = client
+        self.use_special_use = use_special_use
+        self.folders: list[Folder] = []
+        self.inbox = _inbox([])
+        self.junk: list[Folder] = []
+        self.junk_next: dict[str, int] = {}
+        self.selected: tuple[str, bool] | None = None  # (wire name, read-only)
+        self.idling = False
+
+    async def prepare(self) -> None:
+        """LIST, SELECT INBOX, note Junk's UIDNEXT, then IDLE: all before the canary is sent."""
+        self.folders = await self.client.list_folders()
+        self.inbox = _inbox(self.folders)
+        self.junk = junk_folders(self.folders, use_special_use=self.use_special_use)
+        self.ctx.transcript.note(
+            "*", "junk folder(s): " + (", ".join(f.name for f in self.junk) or "none found")
+        )
+        await self.select(self.inbox)
+        for folder in self.junk:
+            self.junk_next[folder.wire] = (await self.client.status(folder, "UIDNEXT"))["UIDNEXT"]
+        await self.idle()
+
+    async def select(self, folder: Folder, *, readonly: bool = False) -> None:
+        await self.leave_idle()
+        if self.selected == (folder.wire, readonly) or (
+            readonly and self.selected == (folder.wire, False)
+        ):
+            return
+        await self.client.select_folder(folder, readonly=readonly)
+        self.selected = (folder.wire, readonly)
+
+    def selected_folder(self) -> Folder:
+        for folder in [self.inbox, *self.folders]:
+            if self.selected is not None and folder.wire == self.selected[0]:
+                return folder
+        return self.inbox
+
+    async def idle(self) -> None:
+        if self.client.supports_idle and not self.idling:
+            await self.client.idle_start()
+            self.idling = True
+
+    async def leave_idle(self) -> None:
+        if self.idling:
+            self.idling = False
+            await self.client.idle_stop()
+
+    async def check(self, token: str) -> Sighting | None:
+        """One look at INBOX and the Junk folders' UIDNEXT, pipelined."""
+        await self.select(self.inbox)
+        start = time.monotonic()
+        # Sent back to back: the replies come in one round trip.
+        search = asyncio.ensure_future(self.client.uid_search("HEADER", TOKEN_HEADER, token))
+        statuses = [asyncio.ensure_future(self.client.status(f, "UIDNEXT")) for f in self.junk]
+        try:
+            found = await search
+            junk_status = [await s for s in statuses]
+        finally:
+            for task in statuses:
+                task.cancel()
+        at = (start + time.monotonic()) / 2
+        if found:
+            return Sighting(self.inbox, found[-1], at, "inbox")
+        for folder, status in zip(self.junk, junk_status, strict=True):
+            uidnext = status.get("UIDNEXT", 0)
+            if uidnext == self.junk_next.get(folder.wire):
+                continue
+            await self.select(folder, readonly=True)
+            uids = await self.client.uid_search("HEADER", TOKEN_HEADER, token)
+            if uids:
+                return Sighting(folder, uids[-1], at, "spam")
+            self.junk_next[folder.wire] = uidnext
+        return None
+
+    async def watch(self, token: str, accepted: float, deadline: float) -> Sighting | None:
+        """Checks from `accepted` (monotonic) until `deadline` (monotonic); None if unseen."""
+        gap = FIRST_CHECK
+        next_check = accepted + gap
+        while True:
+            now = time.monotonic()
+            wait = min(next_check, deadline) - now
+            if wait > 0:
+                if self.client.supports_idle and wait >= IDLE_MIN:
+                    await self.idle()
+                    pushed = await self.client.idle_wait(wait)
+                    if pushed:
+                        self.ctx.transcript.note("*", "server pushed news: checking now")
+                else:
+                    await self.leave_idle()
+                    await asyncio.sleep(wait)
+            sighting = await self.check(token)
+            if sighting is not None:
+                return sighting
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            gap = next_gap(gap, idle=self.client.supports_idle)
+            next_check = max(next_check + gap, now)
+
+    async def search_elsewhere(self, token: str) -> Sighting | None:
+        """After the deadline: is it in some other folder (All Mail, Archive, a rule's)?"""
+        skip = {self.inbox.wire} | {f.wire for f in self.junk}
+        for folder in self.folders:
+            if not folder.selectable or folder.wire in skip:
+                continue
+            try:
+                await self.select(folder, readonly=True)
+            except ImapReplyError as exc:  # a folder we may not open is no verdict
+                self.ctx.transcript.note("*", f"cannot open {folder.name}: {exc}")
+                continue
+            uids = await self.client.uid_search("HEADER", TOKEN_HEADER, token)
+            if uids:
+                return Sighting(folder, uids[-1], time.monotonic(), "other")
+        return None

@@ -1,0 +1,92 @@
+"""Runs one probe: timeout, timing, classification and the one outcome log line.
+
+`run_probe` never raises (except for cancellation of the caller itself): whatever a probe
+does, including a bug, comes back as a `ProbeResult`, so one account can never stop another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from mailcanary.config import Config
+from mailcanary.diagnosis import Failure, classify, failure
+from mailcanary.probes import PROBES, ProbeKind
+from mailcanary.result import ProbeContext, ProbeResult
+
+log = structlog.get_logger("mailcanary.probe")
+
+
+async def run_probe(
+    kind: str,
+    target: str,
+    config: Config,
+    *,
+    registry: dict[str, ProbeKind] | None = None,
+) -> ProbeResult:
+    probe = (registry or PROBES)[kind]
+    ctx = ProbeContext(probe=kind, target=target)
+    start = time.perf_counter()
+    fail: Failure | None = None
+    try:
+        limit = probe.timeout(config, target)
+        async with asyncio.timeout(limit):
+            await probe.run(ctx, config, target)
+    except TimeoutError as exc:
+        fail = classify(exc, ctx.current_phase, ctx.where)
+        fail = Failure(
+            fail.cls, fail.reason, f"no answer within {limit:g} s (phase {ctx.current_phase})",
+            fail.hint,
+        )
+    except Exception as exc:
+        fail = classify(exc, ctx.current_phase, ctx.where)
+        if fail.reason == "protocol_error" and not isinstance(exc, OSError):
+            log.debug("probe_exception", probe=kind, target=target, exc_info=True)
+    duration = time.perf_counter() - start
+    if fail is None:
+        fail = failure("ok", "", ctx.where)
+        phase = None
+    else:
+        phase = ctx.current_phase
+    result = ProbeResult(
+        probe=kind,
+        target=target,
+        ok=fail.cls == "ok",
+        cls=fail.cls,
+        reason=fail.reason,
+        phase=phase,
+        detail=ctx.redact(fail.detail),
+        hint=ctx.redact(fail.hint),
+        duration_seconds=duration,
+        phases=dict(ctx.phases),
+        tls=ctx.tls,
+        extra=ctx.extra,
+        transcript=ctx.transcript.lines,
+    )
+    log_result(result)
+    return result
+
+
+def log_result(result: ProbeResult) -> None:
+    """The canonical line: one per probe, everything needed to grep an incident."""
+    fields = {
+        "probe": result.probe,
+        "target": result.target,
+        "ok": result.ok,
+        "class": result.cls,
+        "reason": result.reason,
+        "phase": result.phase,
+        "duration_seconds": round(result.duration_seconds, 4),
+        "phases": {k: round(v, 4) for k, v in result.phases.items()},
+    }
+    if not result.ok:
+        fields["detail"] = result.detail
+    for key in ("placement", "delivery_seconds"):
+        if key in result.extra:
+            fields[key] = result.extra[key]
+    if result.ok:
+        log.info("probe", **fields)
+    else:
+        log.warning("probe", **fields)

@@ -1,0 +1,63 @@
+"""Signing in to IMAP and SMTP with the account's credential, whatever kind it is.
+
+Probes call these two functions and never look at how the account authenticates, so
+adding a credential kind touches this module only. OAuth2: the account's shared access
+token goes into an XOAUTH2 or OAUTHBEARER message; when the server refuses a token that
+came from the cache (revoked early, say), it is dropped and a new one is tried once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from mailcanary.config import AccountConfig
+from mailcanary.credentials import account_password
+from mailcanary.diagnosis import BearerRejected, ServerReplyError, classify
+from mailcanary.protocols import sasl
+from mailcanary.protocols.imap import ImapClient
+from mailcanary.protocols.oauth2.tokens import access_token, token_source
+from mailcanary.protocols.smtp import SmtpClient
+from mailcanary.result import ProbeContext
+
+SendFn = Callable[[str, str, str], Awaitable[None]]  # (mechanism, initial, error answer)
+
+
+async def imap_login(client: ImapClient, account: AccountConfig) -> None:
+    if account.oauth2 is not None:
+        await _bearer_login(client.ctx, account, client.host, client.port,
+                            client.authenticate_sasl)
+        return
+    with client.ctx.phase("auth"):
+        password = account_password(account)
+    await client.login(account.login, password)
+
+
+async def smtp_login(client: SmtpClient, account: AccountConfig) -> None:
+    if account.oauth2 is not None:
+        await _bearer_login(client.ctx, account, client.host, client.port, client.auth_sasl)
+        return
+    with client.ctx.phase("auth"):
+        password = account_password(account)
+    await client.auth_password(account.login, password)
+
+
+async def _bearer_login(
+    ctx: ProbeContext, account: AccountConfig, host: str, port: int, send: SendFn
+) -> None:
+    assert account.oauth2 is not None
+    mechanism = account.oauth2.effective_mechanism
+    token, fetched = await access_token(ctx, account)
+    for attempt in (1, 2):
+        initial = sasl.initial_response(mechanism, account.login, token.reveal(), host, port)
+        ctx.redact.add(token.reveal(), initial)
+        try:
+            await send(mechanism, initial, sasl.error_answer(mechanism))
+            return
+        except ServerReplyError as exc:
+            refused = classify(exc, "auth").reason == "invalid_credentials"
+            if attempt == 2 or fetched or not refused:
+                raise BearerRejected(exc) from None
+            ctx.transcript.note("*", "the server refused the cached access token; fetching "
+                                     "a new one")
+            token_source(account).invalidate(token)
+            token, fetched = await access_token(ctx, account)

@@ -1,0 +1,139 @@
+"""Opening connections in separately timed phases: dns, connect, then tls.
+
+Client libraries usually resolve, connect and handshake in one call, which hides *where*
+time went and where it failed. We resolve and connect ourselves and hand the connected
+socket to asyncio, so each step is its own phase and its own failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+import ssl
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mailcanary.credentials import CredentialError
+from mailcanary.result import ProbeContext, TLSInfo
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The system trust store, plus the account's extra anchors when it names a ca_file.
+
+    Loading the system store costs ~20 ms of CPU, ten times a whole loopback login, so
+    contexts are cached; a changed ca_file (new mtime or size) gets a fresh one.
+    """
+    key: tuple[str, int, int] | None = None
+    if ca_file is not None:
+        try:
+            st = ca_file.stat()
+            key = (str(ca_file), st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None  # let _build_context report the problem
+    return _cached_context(key) if key is not None or ca_file is None else _build_context(ca_file)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_context(key: tuple[str, int, int] | None) -> ssl.SSLContext:
+    return _build_context(Path(key[0]) if key is not None else None)
+
+
+def _build_context(ca_file: Path | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if ca_file is not None:
+        try:
+            ctx.load_verify_locations(cafile=str(ca_file))
+        except FileNotFoundError:
+            raise CredentialError(f"cannot read ca_file {ca_file}: no such file") from None
+        except PermissionError:
+            raise CredentialError(f"cannot read ca_file {ca_file}: permission denied") from None
+        except (ssl.SSLError, OSError) as exc:
+            raise CredentialError(
+                f"ca_file {ca_file} holds no usable PEM certificate: {exc}"
+            ) from None
+    return ctx
+
+
+Address = tuple[int, tuple[Any, ...]]
+
+
+async def resolve(ctx: ProbeContext, host: str, port: int) -> list[Address]:
+    loop = asyncio.get_running_loop()
+    with ctx.phase("dns"):
+        if host.lower().rstrip(".").endswith(".invalid"):
+            # RFC 6761: names under .invalid never resolve; answer as a resolver must.
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        infos = await loop.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    ctx.transcript.note("*", f"resolved {host} to {', '.join(str(i[4][0]) for i in infos)}")
+    return [(int(family), tuple(addr)) for family, _, _, _, addr in infos]
+
+
+async def open_socket(ctx: ProbeContext, host: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket; tries each address in turn."""
+    addresses = await resolve(ctx, host, port)
+    loop = asyncio.get_running_loop()
+    with ctx.phase("connect"):
+        last: OSError | None = None
+        for family, addr in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, addr)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            ctx.transcript.note("*", f"connected to {addr[0]} port {addr[1]}")
+            return sock
+        assert last is not None
+        raise last
+
+
+def _name(parts: object) -> str | None:
+    """'CN=..., O=...' from getpeercert()'s nested tuples."""
+    if not isinstance(parts, tuple):
+        return None
+    names = []
+    short = {
+        "commonName": "CN",
+        "organizationName": "O",
+        "organizationalUnitName": "OU",
+        "countryName": "C",
+    }
+    for rdn in parts:
+        for key, value in rdn:
+            names.append(f"{short.get(key, key)}={value}")
+    return ", ".join(names) or None
+
+
+def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TLSInfo | None:
+    if ssl_object is None:
+        return None
+    cert = ssl_object.getpeercert()
+    info = TLSInfo(version=ssl_object.version())
+    if cert:
+        not_after = cert.get("notAfter")
+        if isinstance(not_after, str):
+            ts = ssl.cert_time_to_seconds(not_after)
+            info.not_after_timestamp = float(ts)
+            info.not_after = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        info.issuer = _name(cert.get("issuer"))
+        info.subject = _name(cert.get("subject"))
+    return info
+
+
+def record_tls(ctx: ProbeContext, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> None:
+    ctx.tls = tls_info(ssl_object)
+    if ctx.tls is not None:
+        ctx.transcript.note(
+            "*",
+            f"TLS {ctx.tls.version}, certificate issued by {ctx.tls.issuer}, "
+            f"valid until {ctx.tls.not_after}",
+        )
