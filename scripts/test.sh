@@ -10,5 +10,9 @@ echo "== mypy"; .venv/bin/mypy --strict src tests
 # /tmp/pytest-of-$USER and prune each other's test-bed directories mid-run.
 basetemp=$(mktemp -d /tmp/mailcanary-tests.XXXXXX)
 echo "== pytest (temp files in $basetemp)"
-.venv/bin/python -m pytest --basetemp="$basetemp" "$@"
+# Three workers: most tests wait on servers and timeouts, not on the CPU. Each worker starts
+# its own test bed on free ports; tests that need a fixed resource share an xdist_group.
+# MAILCANARY_TEST_WORKERS=0 runs everything in one process.
+.venv/bin/python -m pytest --basetemp="$basetemp" -n "${MAILCANARY_TEST_WORKERS:-3}" \
+  --dist loadgroup "$@"
 rm -rf "$basetemp"

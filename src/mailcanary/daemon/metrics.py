@@ -156,6 +156,12 @@ class MetricsCollector(Collector):
         self.state = state
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._target_families()
+        yield from self._route_families()
+        yield from self._daemon_families()
+
+    def _target_families(self) -> Iterator[Metric]:
+        """The per-(probe, target) series of the contract, plus the backoff factor."""
         pt = ["probe", "target"]
         targets = sorted(self.state.targets.values(), key=lambda s: (s.target, s.probe))
         success = GaugeMetricFamily(
@@ -211,6 +217,8 @@ class MetricsCollector(Collector):
             backoff.add_metric(labels, s.backoff)
         yield from (success, duration, phase, total, failures, last_success, tls, backoff)
 
+    def _route_families(self) -> Iterator[Metric]:
+        """Delivery histogram and placement counters, per route."""
         delivery = HistogramMetricFamily(
             "mailcanary_delivery_duration_seconds",
             "Seconds from the SMTP server's acceptance of a canary until it was seen in the "
@@ -232,6 +240,8 @@ class MetricsCollector(Collector):
                 canaries.add_metric([route.route, placement], count)
         yield from (delivery, canaries)
 
+    def _daemon_families(self) -> Iterator[Metric]:
+        """The daemon's own state: build, reloads, alert notifications, the sweep."""
         build = GaugeMetricFamily(
             "mailcanary_build_info", "Always 1; the version label says which mailcanary runs.",
             labels=["version"],

@@ -77,6 +77,17 @@ def _classify_tls(exc: ssl.SSLError) -> str:
     return "handshake_failed"
 
 
+# Our own error types that always mean one reason (checked before the stdlib classes).
+_ONE_REASON: tuple[tuple[type[BaseException], str], ...] = (
+    (StateError, "config_error"),
+    (StartTLSUnavailable, "starttls_unavailable"),
+    (TLSRequired, "tls_required"),
+    (MechanismUnsupported, "mechanism_unsupported"),
+    (ProtocolViolation, "protocol_error"),
+    (CredentialError, "config_error"),
+)
+
+
 def exception_reason(exc: BaseException, phase: str | None) -> tuple[str, str]:
     """(reason, detail) for an exception raised in `phase`."""
     if isinstance(exc, ServerReplyError):
@@ -85,18 +96,9 @@ def exception_reason(exc: BaseException, phase: str | None) -> tuple[str, str]:
         return classify_imap_reply(exc.command, exc.text), str(exc)
     if isinstance(exc, DeliveryProblem):
         return exc.reason, str(exc)
-    if isinstance(exc, StateError):
-        return "config_error", str(exc)
-    if isinstance(exc, StartTLSUnavailable):
-        return "starttls_unavailable", str(exc)
-    if isinstance(exc, TLSRequired):
-        return "tls_required", str(exc)
-    if isinstance(exc, MechanismUnsupported):
-        return "mechanism_unsupported", str(exc)
-    if isinstance(exc, ProtocolViolation):
-        return "protocol_error", str(exc)
-    if isinstance(exc, CredentialError):
-        return "config_error", str(exc)
+    for kind, reason in _ONE_REASON:
+        if isinstance(exc, kind):
+            return reason, str(exc)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "timeout", f"no answer within the timeout (phase {phase or 'unknown'})"
     if isinstance(exc, ssl.SSLError):

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
-from mailcanary.config import AccountConfig, Config
+from mailcanary.config import AccountConfig, Config, RouteConfig
 from mailcanary.diagnosis import LOGIN_REASONS, DeliveryProblem, SmtpReplyError, Where
 from mailcanary.probes.roundtrip.canary import (
     auth_results,
@@ -89,18 +89,10 @@ async def round_trip(
         with ctx.phase("select"):
             await watcher.prepare()
 
-        ctx.where = Where(sender.smtp.host, sender.smtp.effective_port, "smtp")
-        await smtp.connect()
-        await smtp_login(smtp, sender)
-        store.add(token, route.route_name, receiver.name, route.deadline)
-        with ctx.phase("send"):
-            try:
-                accepted = await smtp.send_message(sender.address, [receiver.address], message)
-            except SmtpReplyError:
-                store.remove(token)  # refused: nothing is in flight
-                raise
-        accepted_wall = time.time() - (time.monotonic() - accepted)
-        store.accepted(token, accepted_wall, route.deadline)
+        accepted, accepted_wall = await _submit(
+            ctx, smtp, store, sender=sender, receiver=receiver, route=route, message=message,
+            token=token,
+        )
         ctx.extra.update(placement="missing", delivery_seconds=None)
         quitting = asyncio.create_task(smtp.quit())
         ctx.where = imap_where
@@ -121,6 +113,30 @@ async def round_trip(
             await asyncio.gather(quitting, return_exceptions=True)
         smtp.close()
         imap.close()
+
+
+async def _submit(
+    ctx: ProbeContext, smtp: SmtpClient, store: CanaryStore, *, sender: AccountConfig,
+    receiver: AccountConfig, route: RouteConfig, message: bytes, token: str,
+) -> tuple[float, float]:
+    """Log in to the sender and submit: (monotonic, wall) time of the server's accept.
+
+    The in-flight record is written before DATA, so a crash mid-submission leaves a trace.
+    """
+    assert sender.smtp is not None
+    ctx.where = Where(sender.smtp.host, sender.smtp.effective_port, "smtp")
+    await smtp.connect()
+    await smtp_login(smtp, sender)
+    store.add(token, route.route_name, receiver.name, route.deadline)
+    with ctx.phase("send"):
+        try:
+            accepted = await smtp.send_message(sender.address, [receiver.address], message)
+        except SmtpReplyError:
+            store.remove(token)  # refused: nothing is in flight
+            raise
+    accepted_wall = time.time() - (time.monotonic() - accepted)
+    store.accepted(token, accepted_wall, route.deadline)
+    return accepted, accepted_wall
 
 
 async def _watch_and_clean(

@@ -18,6 +18,7 @@ import hashlib
 import secrets
 import sys
 import webbrowser
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -189,16 +190,10 @@ def _pkce() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-async def _browser_flow(
-    account: AccountConfig, cfg: OAuth2Config, out: TextIO, *, open_browser: bool
-) -> Secret:
-    auth_url = cfg.effective_authorization_url
-    if auth_url is None:
-        raise AuthorizeError("set oauth2.authorization_url for the browser flow")
-    verifier, challenge = _pkce()
-    state = secrets.token_urlsafe(16)
-    loop = asyncio.get_running_loop()
-    received: asyncio.Future[dict[str, str]] = loop.create_future()
+def _redirect_handler(
+    state: str, received: asyncio.Future[dict[str, str]]
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """The loopback redirect's one request: take the query if its state is ours."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -217,6 +212,19 @@ async def _browser_flow(
         finally:
             writer.close()
 
+    return handle
+
+
+async def _browser_flow(
+    account: AccountConfig, cfg: OAuth2Config, out: TextIO, *, open_browser: bool
+) -> Secret:
+    auth_url = cfg.effective_authorization_url
+    if auth_url is None:
+        raise AuthorizeError("set oauth2.authorization_url for the browser flow")
+    verifier, challenge = _pkce()
+    state = secrets.token_urlsafe(16)
+    received: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+    handle = _redirect_handler(state, received)
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     redirect_uri = f"http://127.0.0.1:{port}/"

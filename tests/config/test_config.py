@@ -11,8 +11,7 @@ import structlog
 from mailcanary import __version__
 from mailcanary.config import ConfigError, config_from_dict, load_config, parse_duration
 from mailcanary.credentials import CredentialError, Secret, account_password
-
-from .support import cli
+from tests.helpers.support import cli
 
 GOOD = """
 [daemon]
@@ -216,6 +215,6 @@ def test_env_overrides_daemon_listen(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_example_config_is_valid() -> None:
-    example = Path(__file__).resolve().parents[1] / "config" / "example.toml"
+    example = Path(__file__).resolve().parents[2] / "config" / "example.toml"
     cfg = load_config(example)
     assert cfg.accounts and cfg.routes and cfg.alerts

@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from mailcanary.testbed import MailTestBed
-
-from .daemon_support import (
+from tests.helpers.daemon_support import (
     bed_account,
     daemon_config,
     free_port,
@@ -24,9 +23,9 @@ from .daemon_support import (
     running_daemon,
     value,
 )
-from .faults import Script, fake_server
-from .receivers import receiver
-from .support import endpoint
+from tests.helpers.faults import Script, fake_server
+from tests.helpers.receivers import receiver
+from tests.helpers.support import endpoint
 
 pytestmark = pytest.mark.testbed
 
@@ -105,19 +104,30 @@ async def test_webhook_slack_email_fire_repeat_resolve(
     assert "flaky-Secret-99" not in logs and testbed.user("dave").password not in logs
 
 
-async def test_sink_failures_never_block_probes(tmp_path: Path) -> None:
-    """A sink that never answers: probes keep their 1 s schedule."""
+async def test_slow_sink_never_blocks_probes(tmp_path: Path) -> None:
+    """A webhook that takes 4 s to answer each alert: probes keep their 1 s schedule while
+    the alert is being delivered, and the alert still arrives."""
     script = Script("imap", login_reply=DOWN)
     port = free_port()
-    async with fake_server(silent=True) as dead_http, fake_server(script) as imap_port:
-        sinks = f'[[alerts]]\nkind = "webhook"\nurl = "http://127.0.0.1:{dead_http}/"\nafter = 1\n'
+    async with receiver(delay=4.0) as slow, fake_server(script) as imap_port:
+        sinks = (f'[[alerts]]\nkind = "webhook"\nurl = "{slow.url}/hook"\nafter = 1\n'
+                 'repeat = "1s"\n')
         config = daemon_config(tmp_path, port, flaky_account(imap_port), sinks, interval="1s")
         async with running_daemon(config, port) as daemon:
+            await daemon.wait_for(lambda: _true(slow.answered >= 1), 15, "a first alert POST")
+            before = len(daemon.probe_lines("imap", "flaky"))
             await asyncio.sleep(5)
-            lines = daemon.probe_lines("imap", "flaky")
+            during = len(daemon.probe_lines("imap", "flaky")) - before
+            await daemon.wait_for(lambda: _true(bool(slow.bodies("/hook"))), 15,
+                                  "the slow webhook's answer")
             code, _ = await daemon.stop()
             assert code == 0
-    assert len(lines) >= 3
+    assert during >= 3, during
+    assert slow.bodies("/hook")[0]["status"] == "firing"
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 @contextlib.asynccontextmanager

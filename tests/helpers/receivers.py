@@ -14,6 +14,7 @@ from typing import Any
 class Receiver:
     port: int = 0
     fail_first: int = 0  # answer this many requests with HTTP 500 first
+    delay: float = 0.0  # seconds before answering each request (a slow receiver)
     requests: list[tuple[str, Any]] = field(default_factory=list)  # (path, JSON body)
     answered: int = 0
 
@@ -37,6 +38,8 @@ async def _handle(rec: Receiver, reader: asyncio.StreamReader,
             if key.strip().lower() == "content-length":
                 length = int(val)
         body = await reader.readexactly(length)
+        if rec.delay:
+            await asyncio.sleep(rec.delay)
         rec.answered += 1
         if rec.answered <= rec.fail_first:
             writer.write(b"HTTP/1.1 500 Oops\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops")
@@ -51,8 +54,8 @@ async def _handle(rec: Receiver, reader: asyncio.StreamReader,
 
 
 @contextlib.asynccontextmanager
-async def receiver(fail_first: int = 0) -> AsyncIterator[Receiver]:
-    rec = Receiver(fail_first=fail_first)
+async def receiver(fail_first: int = 0, delay: float = 0.0) -> AsyncIterator[Receiver]:
+    rec = Receiver(fail_first=fail_first, delay=delay)
     server = await asyncio.start_server(
         lambda r, w: _handle(rec, r, w), "127.0.0.1", 0
     )

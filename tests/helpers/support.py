@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 PASSWORD = "Canary-Secret-7f3a9d"  # distinctive, so the leak tests can grep for it
 
 

@@ -10,8 +10,7 @@ import pytest
 from mailcanary.config import load_config
 from mailcanary.probes.runner import run_probe
 from mailcanary.testbed import MailTestBed
-
-from .support import account, check_json, cli, endpoint, password_file, write_config
+from tests.helpers.support import account, check_json, cli, endpoint, password_file, write_config
 
 pytestmark = pytest.mark.testbed
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailcanary.config import ConfigError, config_from_dict, load_config
-
-from .support import cli
+from tests.helpers.support import cli
 
 
 def account(oauth2: dict[str, object]) -> dict[str, object]:

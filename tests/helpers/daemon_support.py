@@ -21,7 +21,7 @@ import httpx
 
 from mailcanary.testbed import MailTestBed
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def free_port() -> int:

@@ -27,13 +27,12 @@ from mailcanary.protocols.oauth2.tokens import access_token, forget_tokens
 from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext, ProbeResult
 from mailcanary.testbed import MailTestBed, ensure_installed
-
-from .faults import closed_port
-from .oauth_server import OAuthServer
-from .support import check_json, cli, endpoint, write_config
+from tests.helpers.faults import closed_port
+from tests.helpers.oauth_server import OAuthServer
+from tests.helpers.support import check_json, cli, endpoint, write_config
 
 SECRET = "cs-Canary-Client-Secret-41b7"
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,7 @@ from mailcanary.probes.roundtrip.state import CanaryStore
 from mailcanary.probes.runner import run_probe
 from mailcanary.result import ProbeResult
 from mailcanary.testbed import BLACKHOLE_ADDRESS, SPAM_HEADER, MailTestBed
-
-from .support import account, check_json, endpoint, password_file, write_config
+from tests.helpers.support import account, check_json, endpoint, password_file, write_config
 
 USERS = ("alice", "bob", "carol", "dave")
 MakeConfig = Callable[..., Path]
