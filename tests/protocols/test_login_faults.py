@@ -68,6 +68,7 @@ async def assert_reason(
     assert bool(result.hint) is (reason != "ok")
     assert code == (0 if reason == "ok" else 1), output
     [row] = results
+    assert isinstance(row, dict)
     assert row["probe"] == proto and row["target"] == "acc"
     assert (row["class"], row["reason"], row["phase"]) == (CLASS_OF[reason], reason, phase), row
     assert row["ok"] is (reason == "ok")
