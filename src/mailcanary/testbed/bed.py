@@ -7,6 +7,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,16 @@ from mailcanary.testbed.processes import (
 from mailcanary.testbed.users import DEFAULT_USERS, TestBedUser
 
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path, minus the NUL
+
+
+def short_run_dir(root: Path) -> Path:
+    """A short directory for Dovecot's base_dir, named after ``root``.
+
+    Unix socket paths are limited to 107 bytes, and a root deep in pytest's (or xdist's)
+    temp tree leaves too few for Dovecot's own socket names (token-login/imap-urlauth).
+    """
+    digest = hashlib.sha1(str(root).encode(), usedforsecurity=False).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"mcbed-{digest}"
 
 
 class MailTestBed:
@@ -67,7 +78,7 @@ class MailTestBed:
         self.cert_dir = self.root / "certs"
         self.dovecot_dir = self.root / "dovecot"
         self.dovecot_conf = self.dovecot_dir / "dovecot.conf"
-        self.run_dir = self.root / "run"  # Dovecot base_dir: short, for unix socket paths
+        self.run_dir = short_run_dir(self.root)  # Dovecot base_dir: holds unix sockets
         self.mail_root = self.root / "mail"
         self.log_dir = self.root / "logs"
         self.postfix_dir = self.root / "postfix"
@@ -226,7 +237,7 @@ class MailTestBed:
     ) -> DovecotInstance:
         suffix = "" if main else f"-{name}"
         conf = self.dovecot_dir / f"dovecot{suffix}.conf"
-        base_dir = self.root / f"run{suffix}"
+        base_dir = Path(f"{self.run_dir}{suffix}")
         state_dir = self.dovecot_dir / f"state{suffix}"
         log_path = self.log_dir / f"dovecot{suffix}.log"
         for d in (base_dir, state_dir):
@@ -414,6 +425,8 @@ class MailTestBed:
         # A master may fork a child (Postfix's on-demand services) while it is being stopped;
         # such a straggler is not in the tree we saw, but it lives under our root.
         stragglers = processes_under(self.root) - {os.getpid()}
+        for base_dir in self.run_dir.parent.glob(self.run_dir.name + "*"):
+            stragglers |= processes_under(base_dir) - {os.getpid()}
         if stragglers:
             terminate_tree(stragglers)
             pids |= stragglers
@@ -426,5 +439,7 @@ class MailTestBed:
             self._dovecot.master_pid = None
         self._faults.clear()
         self._postfix_pids = set()
+        for base_dir in self.run_dir.parent.glob(self.run_dir.name + "*"):
+            shutil.rmtree(base_dir, ignore_errors=True)  # only sockets and pid files
         self._started = False
         self.timings["stop"] = time.monotonic() - t0
