@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="only this account's imap and smtp probes (repeatable)")
     check.add_argument("--route", action="append", default=[], metavar="NAME",
                        help="only this round trip (repeatable)")
+    check.add_argument("--inbound", action="append", default=[], metavar="NAME",
+                       help="only this inbound watch (repeatable)")
     check.add_argument("--json", action="store_true", help="print JSON Lines")
     check.add_argument("--transcript", action="store_true",
                        help="add the protocol conversation (secrets shown as ***)")
@@ -71,7 +73,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_CONFIG
     try:
-        probes = select_probes(config, args.account, args.route)
+        probes = select_probes(config, args.account, args.route, args.inbound)
     except SelectionError as exc:
         print(f"mailcanary: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -89,7 +91,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(
         f"{args.config}: valid ({len(config.accounts)} account(s), {len(config.routes)} "
-        f"route(s), {len(config.alerts)} alert sink(s))"
+        f"route(s), {len(config.inbound)} inbound watch(es), {len(config.alerts)} alert sink(s))"
     )
     return EXIT_OK
 

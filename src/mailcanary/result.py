@@ -25,6 +25,7 @@ PHASES = (
     "token",
     "auth",
     "select",
+    "trigger",
     "send",
     "deliver",
     "cleanup",

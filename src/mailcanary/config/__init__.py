@@ -1,5 +1,6 @@
 """The configuration: models of the contract's TOML keys, loading with key-path errors."""
 
+from mailcanary.config.inbound import InboundConfig, InboundMatch, InboundTrigger
 from mailcanary.config.loading import (
     ConfigError,
     config_from_dict,
@@ -24,7 +25,8 @@ from mailcanary.config.types import Duration, Name, parse_duration
 
 __all__ = [
     "AccountConfig", "AlertConfig", "Config", "ConfigError", "DaemonConfig", "Defaults",
-    "Duration", "Endpoint", "ImapEndpoint", "Name", "OAuth2Config", "RouteConfig",
+    "Duration", "Endpoint", "ImapEndpoint", "InboundConfig", "InboundMatch", "InboundTrigger",
+    "Name", "OAuth2Config", "RouteConfig",
     "SmtpEndpoint", "config_from_dict", "format_loc", "is_loopback_host", "load_config",
     "parse_duration", "warnings_for",
 ]

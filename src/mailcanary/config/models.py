@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mailcanary.config.inbound import InboundConfig
 from mailcanary.config.types import Duration, Name, StrictModel
 
 
@@ -305,6 +306,7 @@ class Config(BaseSettings):
     accounts: list[AccountConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     alerts: list[AlertConfig] = Field(default_factory=list)
+    inbound: list[InboundConfig] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -328,6 +330,12 @@ class Config(BaseSettings):
         for route in self.routes:
             if route.route_name == name:
                 return route
+        raise KeyError(name)
+
+    def inbound_watch(self, name: str) -> InboundConfig:
+        for watch in self.inbound:
+            if watch.name == name:
+                return watch
         raise KeyError(name)
 
     def interval_of(self, account: AccountConfig) -> float:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mailcanary.config.inbound import inbound_problems
+
 Accounts = dict[str, Mapping[str, Any]]
 
 
@@ -22,6 +24,13 @@ def cross_reference_problems(raw: Mapping[str, Any]) -> list[str]:
     if not isinstance(routes, list):
         return problems
     problems += _route_problems(routes, by_name)
+    inbound = raw.get("inbound", [])
+    if isinstance(inbound, list):
+        route_names = {
+            r.get("name") or f"{r.get('from')}-to-{r.get('to')}"
+            for r in routes if isinstance(r, Mapping)
+        }
+        problems += inbound_problems(inbound, by_name, route_names)
     alerts = raw.get("alerts", [])
     if isinstance(alerts, list):
         problems += _alert_problems(alerts, by_name)

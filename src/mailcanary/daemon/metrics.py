@@ -46,7 +46,11 @@ _LOGIN_PHASES = ("dns", "connect", "tls", "greeting", "starttls", "token", "auth
 PHASES_OF: dict[str, tuple[str, ...]] = {
     "imap": (*_LOGIN_PHASES, "select"),
     "smtp": _LOGIN_PHASES,
+    "inbound": (*_LOGIN_PHASES, "select", "trigger", "deliver", "cleanup"),
 }
+
+# Kinds with a delivery histogram and placement counter (route = route or inbound watch name).
+DELIVERY_KINDS = ("roundtrip", "inbound")
 
 _LAST = "Values come from the last scheduled probe, not from the scrape."
 
@@ -110,12 +114,12 @@ class MetricsState:
     def ensure(self, probe: str, target: str, reasons: Iterable[str]) -> None:
         if (probe, target) not in self.targets:
             self.targets[probe, target] = TargetSeries(probe, target, tuple(reasons))
-        if probe == "roundtrip" and target not in self.routes:
+        if probe in DELIVERY_KINDS and target not in self.routes:
             self.routes[target] = RouteSeries(target)
 
     def forget(self, probe: str, target: str) -> None:
         self.targets.pop((probe, target), None)
-        if probe == "roundtrip":
+        if probe in DELIVERY_KINDS:
             self.routes.pop(target, None)
 
     def record(self, result: ProbeResult) -> None:
@@ -136,8 +140,8 @@ class MetricsState:
         series.phases.update(result.phases)
         if result.tls is not None and result.tls.not_after_timestamp is not None:
             series.tls_expiry = result.tls.not_after_timestamp
-        route = self.routes.get(result.target) if result.probe == "roundtrip" else None
-        if route is not None:
+        route = self.routes.get(result.target) if result.probe in DELIVERY_KINDS else None
+        if route is not None and "replayed" not in result.extra:  # replayed: counted already
             placement = result.extra.get("placement")
             if isinstance(placement, str):
                 route.placements[placement] = route.placements.get(placement, 0) + 1

@@ -51,6 +51,8 @@ class JobSpec:
 def interval_of(config: Config, kind: str, target: str) -> float:
     if kind in ("imap", "smtp"):
         return config.interval_of(config.account(target))
+    if kind == "inbound":
+        return config.inbound_watch(target).interval or config.defaults.interval
     route = config.route(target)
     return route.interval or config.defaults.interval
 
@@ -68,6 +70,10 @@ def servers_of(config: Config, kind: str, target: str) -> list[str]:
             eps.append(src)
         if (dst := config.account(route.to).imap) is not None:
             eps.append(dst)
+    elif kind == "inbound" and (
+        box := config.account(config.inbound_watch(target).account).imap
+    ) is not None:
+        eps.append(box)
     return sorted({f"{ep.host.lower()}:{ep.effective_port}" for ep in eps})
 
 
@@ -80,6 +86,9 @@ def job_specs(config: Config, registry: dict[str, ProbeKind]) -> list[JobSpec]:
             continue
         if kind in ("imap", "smtp"):
             part = config.account(target).model_dump_json()
+        elif kind == "inbound":
+            watch = config.inbound_watch(target)
+            part = watch.model_dump_json() + config.account(watch.account).model_dump_json()
         else:
             part = config.route(target).model_dump_json()
         interval = interval_of(config, kind, target)

@@ -21,6 +21,7 @@ from mailcanary.diagnosis.errors import (
     StateError,
     TLSRequired,
     TokenEndpointTimeout,
+    TriggerFailed,
 )
 from mailcanary.diagnosis.hints import HINTS
 from mailcanary.diagnosis.imap import classify_imap_reply
@@ -31,7 +32,8 @@ __all__ = [
     "CLASS_OF", "HINTS", "LOGIN_REASONS", "TAXONOMY", "BearerRejected", "ConnectionClosed",
     "DeliveryProblem", "Failure", "ImapReplyError", "MechanismUnsupported", "OAuthTokenError",
     "ProbeError", "ProtocolViolation", "ServerReplyError", "SmtpReplyError",
-    "StartTLSUnavailable", "StateError", "TLSRequired", "TokenEndpointTimeout", "Where",
+    "StartTLSUnavailable", "StateError", "TLSRequired", "TokenEndpointTimeout", "TriggerFailed",
+    "Where",
     "classify", "classify_imap_reply", "classify_smtp_reply", "exception_reason", "failure",
     "oauth_failure",
 ]

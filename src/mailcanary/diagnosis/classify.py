@@ -22,6 +22,7 @@ from mailcanary.diagnosis.errors import (
     StartTLSUnavailable,
     StateError,
     TLSRequired,
+    TriggerFailed,
 )
 from mailcanary.diagnosis.hints import BEARER_REJECTED_HINT, HINTS, OAUTH_HINTS, SLOW_ENDPOINT_HINT
 from mailcanary.diagnosis.imap import classify_imap_reply
@@ -85,6 +86,7 @@ _ONE_REASON: tuple[tuple[type[BaseException], str], ...] = (
     (MechanismUnsupported, "mechanism_unsupported"),
     (ProtocolViolation, "protocol_error"),
     (CredentialError, "config_error"),
+    (TriggerFailed, "trigger_failed"),
 )
 
 
@@ -136,6 +138,8 @@ def classify(exc: BaseException, phase: str | None, where: Where | None = None) 
         return fail
     reason, detail = exception_reason(exc, phase)
     fail = failure(reason, detail, where, phase)
+    if isinstance(exc, DeliveryProblem) and exc.hint:
+        return Failure(fail.cls, reason, detail, exc.hint)
     if reason == "timeout" and phase == "token":
         return Failure(fail.cls, reason, detail, SLOW_ENDPOINT_HINT)
     return fail

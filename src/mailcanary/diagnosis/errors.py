@@ -69,9 +69,14 @@ class StateError(ProbeError):
 class DeliveryProblem(ProbeError):
     """A canary that was accepted but not delivered as it should be (spam, lost, delayed)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, hint: str | None = None) -> None:
         self.reason = reason
+        self.hint = hint  # replaces the reason's general hint (e.g. why it landed in spam)
         super().__init__(detail)
+
+
+class TriggerFailed(ProbeError):
+    """An inbound watch's HTTP trigger failed (status >= 400, refused, timed out)."""
 
 
 class OAuthTokenError(ProbeError):

@@ -77,6 +77,8 @@ HINTS: dict[str, str] = {
     "mail queue and logs of the servers in between.",
     "delayed": "The canary arrived, but later than the route's SLO. Check queues and greylisting "
     "between the servers.",
+    "trigger_failed": "The app's test endpoint (the inbound watch's trigger) failed, so no mail "
+    "was sent (see detail). Check that the app is up, the URL and method, and the bearer token.",
 }
 
 

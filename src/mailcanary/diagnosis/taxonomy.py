@@ -52,6 +52,7 @@ TAXONOMY: dict[str, tuple[str, ...]] = {
     "spam": ("spam_folder",),
     "delivery": ("lost", "delayed"),
     "config": ("config_error",),
+    "trigger": ("trigger_failed",),
 }
 
 CLASS_OF: dict[str, str] = {r: c for c, reasons in TAXONOMY.items() for r in reasons}
@@ -60,7 +61,7 @@ CLASS_OF: dict[str, str] = {r: c for c, reasons in TAXONOMY.items() for r in rea
 LOGIN_REASONS: tuple[str, ...] = tuple(
     reason
     for cls, reasons in TAXONOMY.items()
-    if cls not in ("ok", "spam", "delivery")
+    if cls not in ("ok", "spam", "delivery", "trigger")
     for reason in reasons
 )
 

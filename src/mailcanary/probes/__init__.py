@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mailcanary.config import Config
 from mailcanary.probes import imap, smtp
+from mailcanary.probes.inbound import probe as inbound
 from mailcanary.probes.roundtrip import probe as roundtrip
 from mailcanary.result import ProbeContext
 
@@ -29,4 +30,5 @@ PROBES: dict[str, ProbeKind] = {
     "imap": ProbeKind(imap.probe, imap.timeout, imap.REASONS),
     "smtp": ProbeKind(smtp.probe, smtp.timeout, smtp.REASONS),
     "roundtrip": ProbeKind(roundtrip.probe, roundtrip.timeout, roundtrip.REASONS),
+    "inbound": ProbeKind(inbound.probe, inbound.timeout, inbound.REASONS),
 }

@@ -1,4 +1,5 @@
-"""Which probes a `check` runs: every account's imap and smtp and every route by default."""
+"""Which probes a `check` runs: every account's imap and smtp, every route and every inbound
+watch by default."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ class SelectionError(ValueError):
 
 
 def select_probes(
-    config: Config, accounts: Sequence[str] = (), routes: Sequence[str] = ()
+    config: Config, accounts: Sequence[str] = (), routes: Sequence[str] = (),
+    inbound: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """(kind, target) pairs in config order."""
     known_accounts = {a.name for a in config.accounts}
@@ -25,7 +27,12 @@ def select_probes(
         if name not in known_routes:
             listed = ", ".join(sorted(known_routes)) or "none"
             raise SelectionError(f"no route named {name!r} (routes: {listed})")
-    everything = not accounts and not routes
+    known_inbound = {w.name for w in config.inbound}
+    for name in inbound:
+        if name not in known_inbound:
+            listed = ", ".join(sorted(known_inbound)) or "none"
+            raise SelectionError(f"no inbound watch named {name!r} (inbound watches: {listed})")
+    everything = not accounts and not routes and not inbound
     out: list[tuple[str, str]] = []
     for account in config.accounts:
         if everything or account.name in accounts:
@@ -36,4 +43,7 @@ def select_probes(
     for route in config.routes:
         if everything or route.route_name in routes:
             out.append(("roundtrip", route.route_name))
+    for watch in config.inbound:
+        if everything or watch.name in inbound:
+            out.append(("inbound", watch.name))
     return out

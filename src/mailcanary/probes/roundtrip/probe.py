@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from mailcanary.config import AccountConfig, Config, RouteConfig
 from mailcanary.diagnosis import LOGIN_REASONS, DeliveryProblem, SmtpReplyError, Where
+from mailcanary.diagnosis import spam as spam_diagnosis
 from mailcanary.probes.roundtrip.canary import (
     auth_results,
     new_canary,
@@ -185,6 +186,8 @@ async def _read_headers(
     raw, _ = await watcher.client.uid_fetch_header(sighting.uid)
     headers = parse_headers(raw)
     ctx.extra["auth_results"] = auth_results(headers)
+    if sighting.placement == "spam":  # what the receiving side said, for the verdict
+        ctx.extra["spam"] = spam_diagnosis.as_json(spam_diagnosis.explain_spam(headers))
     accepted_at = datetime.fromtimestamp(accepted_wall, UTC)
     for hop in received_hops(headers):
         when = "no time" if hop.at is None else (
@@ -220,10 +223,12 @@ def _verdict(
     delivery = sighting.seen_at - accepted
     ctx.extra["delivery_seconds"] = round(delivery, 6)
     if sighting.placement == "spam":
-        raise _deliver_problem(
-            ctx, "spam_folder",
-            f"delivered to the junk folder {sighting.folder.name!r} after {delivery:.3f} s",
-        )
+        what = f"delivered to the junk folder {sighting.folder.name!r} after {delivery:.3f} s"
+        why = spam_diagnosis.from_json(ctx.extra.get("spam"))
+        problem = _deliver_problem(ctx, "spam_folder", what)
+        if why is not None:
+            problem = DeliveryProblem("spam_folder", f"{what}; {why.detail()}", why.hint)
+        raise problem
     if delivery > slo:
         raise _deliver_problem(
             ctx, "delayed", f"delivered after {delivery:.3f} s; the route's slo is {slo:g} s"

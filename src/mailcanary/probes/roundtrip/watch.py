@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mailcanary.diagnosis import ImapReplyError
@@ -35,6 +36,11 @@ class Sighting:
     uid: int
     seen_at: float  # time.monotonic() when the server saw it
     placement: str  # inbox | spam | other
+
+
+# What to look for in the selected folder: matching UIDs. A token string means the canary's
+# header search; inbound watches pass their own finder (UIDs past UIDNEXT, regexes).
+Finder = Callable[[Folder], Awaitable[list[int]]]
 
 
 def next_gap(gap: float, *, idle: bool) -> float:
@@ -99,12 +105,23 @@ class Watcher:
             self.idling = False
             await self.client.idle_stop()
 
-    async def check(self, token: str) -> Sighting | None:
+    def finder(self, what: str | Finder) -> Finder:
+        if not isinstance(what, str):
+            return what
+        token = what
+
+        async def by_token(folder: Folder) -> list[int]:
+            return await self.client.uid_search("HEADER", TOKEN_HEADER, token)
+
+        return by_token
+
+    async def check(self, token: str | Finder) -> Sighting | None:
         """One look at INBOX and the Junk folders' UIDNEXT, pipelined."""
+        find = self.finder(token)
         await self.select(self.inbox)
         start = time.monotonic()
         # Sent back to back: the replies come in one round trip.
-        search = asyncio.ensure_future(self.client.uid_search("HEADER", TOKEN_HEADER, token))
+        search = asyncio.ensure_future(find(self.inbox))
         statuses = [asyncio.ensure_future(self.client.status(f, "UIDNEXT")) for f in self.junk]
         try:
             found = await search
@@ -120,13 +137,15 @@ class Watcher:
             if uidnext == self.junk_next.get(folder.wire):
                 continue
             await self.select(folder, readonly=True)
-            uids = await self.client.uid_search("HEADER", TOKEN_HEADER, token)
+            uids = await find(folder)
             if uids:
                 return Sighting(folder, uids[-1], at, "spam")
             self.junk_next[folder.wire] = uidnext
         return None
 
-    async def watch(self, token: str, accepted: float, deadline: float) -> Sighting | None:
+    async def watch(
+        self, token: str | Finder, accepted: float, deadline: float
+    ) -> Sighting | None:
         """Checks from `accepted` (monotonic) until `deadline` (monotonic); None if unseen."""
         gap = FIRST_CHECK
         next_check = accepted + gap
@@ -151,8 +170,9 @@ class Watcher:
             gap = next_gap(gap, idle=self.client.supports_idle)
             next_check = max(next_check + gap, now)
 
-    async def search_elsewhere(self, token: str) -> Sighting | None:
+    async def search_elsewhere(self, token: str | Finder) -> Sighting | None:
         """After the deadline: is it in some other folder (All Mail, Archive, a rule's)?"""
+        find = self.finder(token)
         skip = {self.inbox.wire} | {f.wire for f in self.junk}
         for folder in self.folders:
             if not folder.selectable or folder.wire in skip:
@@ -162,7 +182,7 @@ class Watcher:
             except ImapReplyError as exc:  # a folder we may not open is no verdict
                 self.ctx.transcript.note("*", f"cannot open {folder.name}: {exc}")
                 continue
-            uids = await self.client.uid_search("HEADER", TOKEN_HEADER, token)
+            uids = await find(folder)
             if uids:
                 return Sighting(folder, uids[-1], time.monotonic(), "other")
         return None

@@ -1,0 +1,103 @@
+"""Finding the app's message over IMAP: only new UIDs, each fetched and matched once.
+
+In INBOX and Junk a message counts only with a UID at or past the UIDNEXT captured before
+the trigger (``UID SEARCH UID n:*`` also returns the last message when none is newer, so
+the result is filtered). Folders without a captured UIDNEXT (the other folders after the
+deadline, a passive watch's first look) count messages by INTERNALDATE instead. Bodies are
+fetched with BODY.PEEK, so the user's \\Seen flags stay untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mailcanary.probes.inbound.message import Readable, matches, readable
+from mailcanary.protocols.imap import ImapClient
+from mailcanary.protocols.mailboxes import Folder
+
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass
+class Found:
+    folder: Folder
+    uid: int
+    raw: bytes
+    arrived: float | None  # INTERNALDATE as a wall time
+
+
+def imap_date(wall: float) -> str:
+    day = datetime.fromtimestamp(wall, UTC)
+    return f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"
+
+
+async def fetch_message(client: ImapClient, uid: int) -> tuple[bytes, float | None]:
+    """The whole message and its INTERNALDATE, without setting \\Seen."""
+    response = await client.command(
+        "FETCH", str(uid), "(INTERNALDATE BODY.PEEK[])", uid=True, fetch=True
+    )
+    raw, arrived = b"", None
+    for line in response.lines[:-1]:
+        if isinstance(line, bytearray):
+            raw = raw or bytes(line)
+        else:
+            match = _INTERNALDATE.search(bytes(line))
+            if match:
+                try:
+                    stamp = datetime.strptime(match.group(1).decode(), "%d-%b-%Y %H:%M:%S %z")
+                    arrived = stamp.timestamp()
+                except ValueError:
+                    arrived = None
+    return raw, arrived
+
+
+@dataclass
+class MessageFinder:
+    """A `Watcher` finder: matching UIDs in the selected folder, newest last."""
+
+    client: ImapClient
+    patterns: dict[str, re.Pattern[str]]
+    floors: dict[str, int]  # folder wire name -> first UID that counts
+    not_before: float  # wall time: elsewhere, only messages that arrived since then count
+    examined: dict[str, set[int]] = field(default_factory=dict)
+    found: dict[tuple[str, int], Found] = field(default_factory=dict)
+    fetched: int = 0
+    cpu: float = 0.0  # process time spent decoding and matching
+
+    async def candidates(self, folder: Folder) -> list[int]:
+        floor = self.floors.get(folder.wire)
+        if floor is not None:
+            uids = await self.client.uid_search("UID", f"{floor}:*")
+            return [u for u in uids if u >= floor]
+        return await self.client.uid_search("SINCE", imap_date(self.not_before - 86400))
+
+    async def __call__(self, folder: Folder) -> list[int]:
+        seen = self.examined.setdefault(folder.wire, set())
+        hits = [uid for (wire, uid) in self.found if wire == folder.wire]
+        for uid in await self.candidates(folder):
+            if uid in seen:
+                continue
+            raw, arrived = await fetch_message(self.client, uid)
+            seen.add(uid)
+            self.fetched += 1
+            if folder.wire not in self.floors and (arrived is None or arrived < self.not_before):
+                continue
+            if self.is_match(raw):
+                self.found[folder.wire, uid] = Found(folder, uid, raw, arrived)
+                hits.append(uid)
+        return sorted(hits)
+
+    def is_match(self, raw: bytes) -> bool:
+        start = time.process_time()
+        try:
+            message: Readable = readable(raw)
+            return matches(message, self.patterns)
+        finally:
+            self.cpu += time.process_time() - start
+
+    def get(self, folder: Folder, uid: int) -> Found:
+        return self.found[folder.wire, uid]

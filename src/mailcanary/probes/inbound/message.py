@@ -1,0 +1,84 @@
+"""A message as the regexes see it: decoded From, Subject and every text part's words.
+
+Apps send HTML-only mail, quoted-printable or base64 bodies, RFC 2047 encoded subjects and
+Japanese charsets (ISO-2022-JP, Shift_JIS); a regex written against what the user reads
+must match all of them, so everything is decoded to str first and HTML reduced to its text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from email import policy
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+
+# Charsets whose Python codec is stricter than what mailers actually send.
+_WIDER = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932",
+          "iso-2022-jp": "iso2022_jp_ext", "euc-jp": "euc_jis_2004"}
+_SKIP_HTML = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]*>")
+_BREAK = re.compile(r"<\s*(br|/p|/div|/tr|/li|/h\d)\b[^>]*>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Readable:
+    """The parts a match looks at, as the user would read them."""
+
+    from_: str
+    subject: str
+    body: str
+
+    def field(self, key: str) -> str:
+        return self.from_ if key == "from" else getattr(self, key)
+
+
+def html_text(markup: str) -> str:
+    text = _SKIP_HTML.sub(" ", markup)
+    text = _BREAK.sub("\n", text)
+    # A non-breaking space reads as a space: regexes are written against what people read.
+    return html.unescape(_TAG.sub(" ", text)).replace("\xa0", " ")
+
+
+def _header(msg: Message, name: str) -> str:
+    values = msg.get_all(name) or []
+    out = []
+    for value in values:
+        try:
+            out.append(str(value))
+        except (LookupError, ValueError):
+            out.append(str(make_header(decode_header(str(value)))))
+    return " ".join(" ".join(out).split())
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    raw = payload if isinstance(payload, bytes) else b""
+    charset = (part.get_content_charset() or "us-ascii").lower()
+    for name in (_WIDER.get(charset), charset, "utf-8"):
+        if not name:
+            continue
+        try:
+            return raw.decode(name)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return raw.decode("utf-8", "replace")
+
+
+def readable(raw: bytes) -> Readable:
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    bodies = []
+    for part in msg.walk():
+        if part.get_content_maintype() != "text" or part.get_content_disposition() == "attachment":
+            continue
+        text = _part_text(part)
+        bodies.append(html_text(text) if part.get_content_subtype() == "html" else text)
+    return Readable(_header(msg, "From"), _header(msg, "Subject"), "\n".join(bodies))
+
+
+def matches(message: Readable, patterns: dict[str, re.Pattern[str]]) -> bool:
+    """Every given regex finds something in its field."""
+    return all(pattern.search(message.field(key)) for key, pattern in patterns.items())
