@@ -122,6 +122,26 @@ async def test_spam_folder(make_config: MakeConfig) -> None:
     assert (result.cls, result.reason, result.phase) == ("spam", "spam_folder", "deliver")
     assert result.extra["placement"] == "spam" and result.extra["folder"] == "Junk"
     assert result.extra["delivery_seconds"] > 0
+    assert "the receiving side's headers give no reason" in result.detail
+
+
+async def test_spam_folder_says_why(make_config: MakeConfig) -> None:
+    """The receiving side's verdict headers go into the detail, and the hint says what to fix."""
+    config = load_config(make_config(route("a2c", "alice", "carol")))
+    result = await run_route(config, "a2c", extra_headers={
+        SPAM_HEADER: "yes",
+        "Authentication-Results": "mx.example.test; spf=pass smtp.mailfrom=alice@example.test; "
+                                  "dkim=fail (body hash) header.d=example.test header.s=mc1",
+        "X-Spamd-Result": "default: True [9.10 / 15.00]; R_DKIM_REJECT(1.00)[example.test]; "
+                          "BAYES_SPAM(5.10)[99.9%]; MIME_GOOD(-0.10)[text/plain]",
+        "X-Rspamd-Score": "9.10",
+    })
+    assert result.reason == "spam_folder"
+    assert "dkim=fail (header.d=example.test, header.s=mc1)" in result.detail, result.detail
+    assert "Rspamd score 9.10 of 15.00" in result.detail
+    assert "BAYES_SPAM(5.1)" in result.detail
+    assert result.hint.startswith("DKIM fail for example.test"), result.hint
+    assert "mc1._domainkey.example.test" in result.hint
 
 
 @pytest.fixture
