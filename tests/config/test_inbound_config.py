@@ -35,8 +35,16 @@ account = "bob"
 interval = "15m"
 deadline = "5m"
 slo = "60s"
-match = { from = "no-reply@app\\\\.example", subject = "Verify", body = "\\\\b\\\\d{6}\\\\b {token}" }
-trigger = { url = "https://app.example/test/signup", method = "post", body = '{"email": "{address}", "token": "{token}"}', headers = { "Content-Type" = "application/json" }, bearer_token_file = "app-token" }
+[inbound.match]
+from = "no-reply@app\\.example"
+subject = "Verify"
+body = "\\b\\d{6}\\b {token}"
+[inbound.trigger]
+url = "https://app.example/test/signup"
+method = "post"
+body = '{"email": "{address}", "token": "{token}"}'
+headers = { "Content-Type" = "application/json" }
+bearer_token_file = "app-token"
 
 [[inbound]]
 name = "nightly-report"
@@ -121,7 +129,8 @@ async def test_duplicate_watch_names(tmp_path: Path) -> None:
 def test_bearer_over_plain_http_to_loopback(tmp_path: Path, host: str) -> None:
     path = tmp_path / "c.toml"
     path.write_text(BASE + f'\n[[inbound]]\nname = "w"\naccount = "bob"\nmatch = {{ subject = '
-                    f'"x" }}\ntrigger = {{ url = "http://{host}:8080/t", bearer_token_env = "T" }}\n')
+                    f'"x" }}\ntrigger = {{ url = "http://{host}:8080/t", '
+                    'bearer_token_env = "T" }\n')
     assert load_config(path).inbound[0].trigger is not None
 
 

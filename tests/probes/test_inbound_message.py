@@ -39,7 +39,7 @@ MESSAGES = [
          b"<html><head><title>t</title><style>.x{}</style></head><body><p>Code:=\r\n"
          b" <strong>654321</strong></p><p>Caf=C3=A9 &amp; co&nbsp;ok</p><script>var "
          b"x=1</script></body></html>"),
-     {"subject": "reset – app", "body": r"code:\s+654321\s+café & co ok"}),
+     {"subject": "reset \u2013 app", "body": r"code:\s+654321\s+café & co ok"}),
 ]
 
 
