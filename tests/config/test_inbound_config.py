@@ -28,7 +28,7 @@ from = "alice"
 to = "bob"
 """
 
-GOOD = BASE + """
+GOOD = BASE + r"""
 [[inbound]]
 name = "signup-mail"
 account = "bob"
@@ -36,9 +36,9 @@ interval = "15m"
 deadline = "5m"
 slo = "60s"
 [inbound.match]
-from = "no-reply@app\\.example"
+from = 'no-reply@app\.example'
 subject = "Verify"
-body = "\\b\\d{6}\\b {token}"
+body = '\b\d{6}\b {token}'
 [inbound.trigger]
 url = "https://app.example/test/signup"
 method = "post"
