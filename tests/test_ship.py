@@ -212,6 +212,11 @@ def test_dashboard_has_the_required_queries() -> None:
         "mailcanary_tls_cert_expiry_timestamp_seconds{",
         "time() - max by (probe, target) (mailcanary_probe_last_success_timestamp_seconds{",
         "mailcanary_build_info{",
+        'mailcanary_probe_success{job=~"$job", probe="inbound"',
+        'sum by (target, class, reason) (increase(mailcanary_probe_failures_total{job=~"$job", '
+        'probe="inbound"',
+        "sum by (route, placement) (increase(mailcanary_canaries_total{job=~\"$job\"}"
+        "[$__rate_interval]) and on (route) label_join(mailcanary_probe_success{",
     ):
         assert fragment in exprs, fragment
 
@@ -264,6 +269,7 @@ def test_rules_have_for_severity_and_annotations() -> None:
         "MailcanaryCertificateExpiring",
         "MailcanaryProbesStale",
         "MailcanaryDown",
+        "MailcanaryInboundMailFailing",
     }
     for block in blocks:
         name = block.split("\n", 1)[0].strip()

@@ -21,6 +21,7 @@ from tests.helpers.daemon_support import (
     ready_service,
     running_daemon,
 )
+from tests.helpers.mailapp import mail_app
 
 pytestmark = pytest.mark.testbed
 
@@ -85,7 +86,20 @@ async def test_dashboard_queries_return_data(testbed: MailTestBed, tmp_path: Pat
                     password="Wrong-" + testbed.user("bob").password),
     ]
     parts.append('[[routes]]\nname = "alice-to-bob"\nfrom = "alice"\nto = "bob"\n')
-    config = daemon_config(tmp_path, port, *parts, interval="1s")
+    parts.append(bed_account(testbed, "dave", "dave", secrets, smtp=False))
+    async with mail_app(testbed) as app:
+        # The dashboard's inbound row: a real app's mail, triggered every second.
+        parts.append(
+            f'[[inbound]]\nname = "signup"\naccount = "dave"\ndeadline = "5s"\n'
+            f'match = {{ body = "token\\\\s+{{token}}" }}\n'
+            f'trigger = {{ url = "{app.url("normal")}", body = \'{{"email": "{{address}}", '
+            '"token": "{token}"}\' }\n'
+        )
+        config = daemon_config(tmp_path, port, *parts, interval="1s")
+        await dashboard_data(config, port, tmp_path)
+
+
+async def dashboard_data(config: Path, port: int, tmp_path: Path) -> None:
     async with (
         running_daemon(config, port) as daemon,
         prometheus(tmp_path, port) as prom,
