@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailcanary.config import load_config
+from mailcanary.probes.selection import select_probes
 from tests.helpers.support import cli
 
 BASE = """
@@ -132,6 +133,16 @@ def test_bearer_over_plain_http_to_loopback(tmp_path: Path, host: str) -> None:
                     f'"x" }}\ntrigger = {{ url = "http://{host}:8080/t", '
                     'bearer_token_env = "T" }\n')
     assert load_config(path).inbound[0].trigger is not None
+
+
+def test_selection(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD)
+    cfg = load_config(path)
+    everything = select_probes(cfg)
+    assert everything[-2:] == [("inbound", "signup-mail"), ("inbound", "nightly-report")]
+    assert select_probes(cfg, inbound=["nightly-report"]) == [("inbound", "nightly-report")]
+    assert ("inbound", "signup-mail") not in select_probes(cfg, routes=["alice-to-bob"])
 
 
 async def test_unknown_inbound_name_is_a_usage_error(tmp_path: Path) -> None:

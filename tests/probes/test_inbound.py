@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from mailcanary.config import load_config
+from mailcanary.probes.runner import run_probe
 from mailcanary.testbed import MailTestBed
 from tests.helpers.mailapp import SENDER, MailApp, mail_app, message
 from tests.helpers.support import account, check_json, cli, endpoint, password_file, write_config
@@ -109,8 +111,11 @@ async def test_token_round_trip_from_trigger_to_match(clean: MailTestBed, tmp_pa
 async def test_spam_folder_names_what_the_receiver_said(
     clean: MailTestBed, tmp_path: Path
 ) -> None:
+    stale_match = '{ from = "no-reply@app\\\\.example", subject = "verify", body = "123456" }'
     async with mail_app(clean) as app:
-        config = watch_config(clean, tmp_path, url=app.url("spam"))
+        deliver(clean, app, "spam", "stalejunk1", folder="Junk")  # matches, but is old
+        before = inventory(clean)
+        config = watch_config(clean, tmp_path, url=app.url("spam"), match=stale_match)
         code, row, out = await check(config)
     assert code == 1, out
     assert (row["class"], row["reason"], row["phase"]) == ("spam", "spam_folder", "deliver")
@@ -119,7 +124,9 @@ async def test_spam_folder_names_what_the_receiver_said(
     assert "BAYES_99" in row["detail"]
     assert "DKIM fail for app.example" in row["hint"] and "s1._domainkey.app.example" in row["hint"]
     assert row["auth_results"]["dkim"] == "fail"
-    assert inventory(clean) == []  # deleted from Junk
+    assert row["token"] not in str(before)
+    assert inventory(clean) == before  # ours deleted from Junk, the old one kept
+    assert clean.doveadm("search", "-u", USER, "mailbox", "Junk", "BODY", "stalejunk1").stdout
 
 
 async def test_never_sent_is_lost(clean: MailTestBed, tmp_path: Path) -> None:
@@ -205,6 +212,33 @@ async def test_ok_verdict_is_replayed_within_the_interval(
         assert app.hits == {"normal": 1}
     assert first[0] == 0 and second[0] == 0, second[2]
     assert second[1]["placement"] == "inbox" and second[1]["replayed"]["next_trigger_in_seconds"]
+
+
+async def test_a_run_cut_off_after_the_trigger_does_not_trigger_again(
+    clean: MailTestBed, tmp_path: Path
+) -> None:
+    """A stop or crash after the trigger: the next run within the interval replays, it does
+    not call the app again."""
+    async with mail_app(clean) as app:
+        config = load_config(watch_config(clean, tmp_path, url=app.url("never"),
+                                          interval="1h", deadline="60s"))
+        task = asyncio.create_task(run_probe("inbound", "signup", config))
+        for _ in range(500):  # the app has been called
+            if app.hits:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        code, row, out = await check(load_config_path(tmp_path))
+        assert app.hits == {"never": 1}
+    assert code == 1 and row["reason"] == "lost" and "replayed" in row, out
+    assert "ended before its verdict" in row["detail"]
+
+
+def load_config_path(tmp: Path) -> Path:
+    return tmp / "mailcanary.toml"
 
 
 @pytest.mark.parametrize("how", ["refused", "hang"])

@@ -33,7 +33,8 @@ class Verdict:
 @dataclass
 class Memory:
     last_trigger: float | None = None  # wall time the trigger was called
-    verdict: Verdict | None = None  # of the run that called it
+    verdict: Verdict | None = None  # of the last run that completed
+    verdict_at: float | None = None  # that run's trigger time
     newest: dict[str, Any] | None = None  # passive: {"at", "placement", "folder"}
     floors: dict[str, list[int]] = field(default_factory=dict)  # wire -> [uidvalidity, uidnext]
 
@@ -54,6 +55,7 @@ def load(state_dir: Path, name: str) -> Memory:
     return Memory(
         last_trigger=raw.get("last_trigger"),
         verdict=Verdict(**verdict) if isinstance(verdict, dict) else None,
+        verdict_at=raw.get("verdict_at"),
         newest=raw.get("newest"),
         floors={k: list(v) for k, v in (raw.get("floors") or {}).items()},
     )

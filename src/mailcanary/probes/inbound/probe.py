@@ -76,16 +76,16 @@ async def _replayed(ctx: ProbeContext, config: Config, watch: InboundConfig, mem
         return False
     ctx.extra["replayed"] = {"triggered_at": round(mem.last_trigger, 3),
                              "next_trigger_in_seconds": round(wait, 1)}
-    verdict = mem.verdict
-    if verdict is None:  # the last run was cut off mid-way (crash, timeout)
+    verdict, at = mem.verdict, mem.verdict_at or mem.last_trigger
+    if verdict is None:  # the first run ever was cut off mid-way (a stop, a crash)
         verdict = Verdict("lost", "deliver", "the previous run ended before its verdict", "")
     ctx.extra.update(verdict.extra)
     if verdict.reason != "ok":
         ctx.current_phase = verdict.phase
         raise DeliveryProblem(
             verdict.reason,
-            f"{verdict.detail} (the verdict of the trigger {time.time() - mem.last_trigger:.0f} s "
-            "ago: the app is not triggered again sooner than the interval)",
+            f"{verdict.detail} (the verdict of the run triggered {time.time() - at:.0f} s ago: "
+            "the app is not triggered again sooner than the interval)",
             verdict.hint or None,
         )
     return True
@@ -113,7 +113,7 @@ async def triggered(
             await watcher.prepare()
         token = new_token()
         ctx.extra.update(token=token, placement="missing", delivery_seconds=None)
-        mem.last_trigger, mem.verdict = time.time(), None
+        mem.last_trigger = time.time()  # before the call: a crash still counts it
         memory_store.save(state_dir, watch.name, mem)
         finder = MessageFinder(
             imap, watch.match.patterns(token),
@@ -125,9 +125,10 @@ async def triggered(
             fail = classify(exc, ctx.current_phase, ctx.where)
             mem.verdict = Verdict(fail.reason, ctx.current_phase, ctx.redact(fail.detail),
                                   ctx.redact(fail.hint), _kept(ctx))
+            mem.verdict_at = mem.last_trigger
             raise
         else:
-            mem.verdict = Verdict("ok", None, "", "", _kept(ctx))
+            mem.verdict, mem.verdict_at = Verdict("ok", None, "", "", _kept(ctx)), mem.last_trigger
         finally:
             memory_store.save(state_dir, watch.name, mem)
     finally:
