@@ -30,9 +30,12 @@ INTERVAL = 3.0
 
 
 def watch(name: str, url: str) -> str:
+    deadline = "1s" if name == "signup-never" else "5s"
+    slo = "1s" if name == "signup-delay" else "3s"
+    keep = 'cleanup = "keep"\n' if name == "signup-delay" else ""  # for the passive watch
     return (
         f'[[inbound]]\nname = "{name}"\naccount = "dave"\ninterval = "{INTERVAL:g}s"\n'
-        'deadline = "5s"\nslo = "3s"\n'
+        f'deadline = "{deadline}"\nslo = "{slo}"\n{keep}'
         'match = { subject = "verify", body = "token\\\\s+{token}" }\n'
         f'trigger = {{ url = "{url}", body = \'{{"email": "{{address}}", "token": "{{token}}"}}\','
         ' bearer_token_env = "APP_TOKEN" }\n'
@@ -43,16 +46,19 @@ async def test_inbound_watches_in_the_daemon(testbed: MailTestBed, tmp_path: Pat
     port = free_port()
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    names = {"signup-ok": "normal", "signup-spam": "spam", "signup-fail": "fail"}
-    async with mail_app(testbed, bearer=BEARER) as app:
+    names = {"signup-ok": "normal", "signup-spam": "spam", "signup-fail": "fail",
+             "signup-never": "never", "signup-delay": "delay"}
+    passive = ('[[inbound]]\nname = "any-signup-mail"\naccount = "dave"\ndeadline = "1h"\n'
+               'match = { subject = "verify" }\ncleanup = "keep"\ninterval = "1s"\n')
+    async with mail_app(testbed, bearer=BEARER, delay=1.5) as app:
         config = daemon_config(
             tmp_path, port, bed_account(testbed, "dave", "dave", secrets, smtp=False),
-            *(watch(name, app.url(mode)) for name, mode in names.items()),
+            *(watch(name, app.url(mode)) for name, mode in names.items()), passive,
         )
         async with running_daemon(config, port, env={"APP_TOKEN": BEARER}) as daemon:
             started = time.monotonic()
             first = await daemon.metrics()
-            for name in names:
+            for name in [*names, "any-signup-mail"]:
                 assert value(first, "mailcanary_probe_success", probe="inbound",
                              target=name) is not None
                 for phase in PHASES_OF["inbound"]:
@@ -79,8 +85,14 @@ async def test_inbound_watches_in_the_daemon(testbed: MailTestBed, tmp_path: Pat
                                placement="spam") or 0) >= 1
                     and (value(m, "mailcanary_probe_failures_total", probe="inbound",
                                target="signup-fail", reason="trigger_failed") or 0) >= 2
+                    and (value(m, "mailcanary_canaries_total", route="signup-never",
+                               placement="missing") or 0) >= 1
+                    and (value(m, "mailcanary_probe_failures_total", probe="inbound",
+                               target="signup-delay", reason="delayed") or 0) >= 1
+                    and value(m, "mailcanary_probe_success", probe="inbound",
+                              target="any-signup-mail") == 1
                 )
-            await daemon.wait_for(all_seen, 30, "every inbound outcome in the metrics")
+            await daemon.wait_for(all_seen, 40, "every inbound outcome in the metrics")
             metrics = await daemon.metrics()
             elapsed = time.monotonic() - started
             hits = dict(app.hits)
@@ -91,6 +103,8 @@ async def test_inbound_watches_in_the_daemon(testbed: MailTestBed, tmp_path: Pat
                           route="signup-ok") or 0) >= 2
             assert (value(metrics, "mailcanary_probe_failures_total", probe="inbound",
                           target="signup-spam", reason="spam_folder") or 0) >= 1
+            assert value(metrics, "mailcanary_delivery_duration_seconds_count",
+                         route="any-signup-mail") == 0  # passive: an age, no delivery time
             failed = daemon.probe_lines("inbound", "signup-fail")
             assert failed and failed[-1]["phase"] == "trigger" and "HTTP 500" in failed[-1][
                 "detail"]
