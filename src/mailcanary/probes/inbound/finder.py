@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -57,9 +58,11 @@ async def fetch_message(client: ImapClient, uid: int) -> tuple[bytes, float | No
 
 @dataclass
 class MessageFinder:
-    """A `Watcher` finder: matching UIDs in the selected folder, newest last."""
+    """A `Watcher` finder: matching UIDs in the selected folder, newest last.
 
-    client: ImapClient
+    `session` returns the IMAP client to use now (the watcher's, which may reconnect)."""
+
+    session: Callable[[], ImapClient]
     patterns: dict[str, re.Pattern[str]]
     floors: dict[str, int]  # folder wire name -> first UID that counts
     not_before: float  # wall time: elsewhere, only messages that arrived since then count
@@ -67,6 +70,10 @@ class MessageFinder:
     found: dict[tuple[str, int], Found] = field(default_factory=dict)
     fetched: int = 0
     cpu: float = 0.0  # process time spent decoding and matching
+
+    @property
+    def client(self) -> ImapClient:
+        return self.session()
 
     async def candidates(self, folder: Folder) -> list[int]:
         floor = self.floors.get(folder.wire)

@@ -104,10 +104,10 @@ async def triggered(
         return
     ctx.where = Where(account.imap.host, account.imap.effective_port, "imap")
     imap = imap_client_for(ctx, account)
+    watcher = Watcher(ctx, imap)
     try:
         await imap.connect()
         await imap_login(imap, account)
-        watcher = Watcher(ctx, imap)
         with ctx.phase("select"):
             inbox_next = (await imap.status("INBOX", "UIDNEXT"))["UIDNEXT"]
             await watcher.prepare()
@@ -116,7 +116,7 @@ async def triggered(
         mem.last_trigger = time.time()  # before the call: a crash still counts it
         memory_store.save(state_dir, watch.name, mem)
         finder = MessageFinder(
-            imap, watch.match.patterns(token),
+            lambda: watcher.client, watch.match.patterns(token),
             {watcher.inbox.wire: inbox_next, **watcher.junk_next}, mem.last_trigger - 1.0,
         )
         try:
@@ -133,6 +133,7 @@ async def triggered(
             memory_store.save(state_dir, watch.name, mem)
     finally:
         imap.close()
+        watcher.client.close()  # the same client, or the one a reconnect opened
 
 
 def _kept(ctx: ProbeContext) -> dict[str, object]:
