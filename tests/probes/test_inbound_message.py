@@ -71,3 +71,12 @@ def test_every_pattern_must_match() -> None:
 
 def test_html_text_drops_markup_not_words() -> None:
     assert " ".join(html_text("<div>a<br>b</div><style>c</style>d&lt;").split()) == "a b d<"
+
+
+def test_encoded_words_in_wider_japanese_codecs() -> None:
+    """Shift_JIS as mailers send it is cp932 (① and friends); Python's shift_jis refuses it."""
+    word = "=?Shift_JIS?B?" + base64.b64encode("①確認コード".encode("cp932")).decode() + "?="
+    got = readable(f"From: =?utf-8?q?J=C3=BCrgen?= <a@app.example>\r\nSubject: Re: {word} "
+                   "done\r\n\r\nhi".encode())
+    assert got.subject == "Re: ①確認コード done"
+    assert got.from_ == "Jürgen <a@app.example>"

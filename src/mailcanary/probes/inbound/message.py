@@ -10,9 +10,8 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from email import policy
-from email.header import decode_header, make_header
-from email.message import EmailMessage, Message
+from email.header import decode_header
+from email.message import Message
 from email.parser import BytesParser
 
 # Charsets whose Python codec is stricter than what mailers actually send.
@@ -42,21 +41,8 @@ def html_text(markup: str) -> str:
     return html.unescape(_TAG.sub(" ", text)).replace("\xa0", " ")
 
 
-def _header(msg: Message, name: str) -> str:
-    values = msg.get_all(name) or []
-    out = []
-    for value in values:
-        try:
-            out.append(str(value))
-        except (LookupError, ValueError):
-            out.append(str(make_header(decode_header(str(value)))))
-    return " ".join(" ".join(out).split())
-
-
-def _part_text(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    raw = payload if isinstance(payload, bytes) else b""
-    charset = (part.get_content_charset() or "us-ascii").lower()
+def _decode(raw: bytes, charset: str | None) -> str:
+    charset = (charset or "us-ascii").lower()
     for name in (_WIDER.get(charset), charset, "utf-8"):
         if not name:
             continue
@@ -67,9 +53,27 @@ def _part_text(part: Message) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def _header(msg: Message, name: str) -> str:
+    """Every `name` header with its RFC 2047 encoded words decoded (wider codecs, too)."""
+    out = []
+    for value in msg.get_all(name) or []:
+        text = str(value)
+        try:
+            chunks = decode_header(text)
+        except ValueError:  # a malformed encoded word: keep the text as it came
+            chunks = [(text, None)]
+        for chunk, charset in chunks:
+            out.append(_decode(chunk, charset) if isinstance(chunk, bytes) else chunk)
+    return " ".join("".join(out).split())
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    return _decode(payload if isinstance(payload, bytes) else b"", part.get_content_charset())
+
+
 def readable(raw: bytes) -> Readable:
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
+    msg = BytesParser().parsebytes(raw)  # compat32: raw header text, decoded here
     bodies = []
     for part in msg.walk():
         if part.get_content_maintype() != "text" or part.get_content_disposition() == "attachment":
