@@ -8,7 +8,8 @@ verification mail to ``email`` (its code is 123456, the token is quoted in the b
   SpamAssassin's X-Spam-Status); ``never``: answer 200, send nothing; ``delay``: answer,
   send ``delay`` seconds later; ``twice``: send two copies; ``fail``: answer 500;
   ``hang``: never answer; ``html``: an HTML-only body; ``iso2022jp``/``sjis``: Japanese;
-  ``other``: saved straight into the folder "Archive" (as a user's rule would).
+  ``other``: saved straight into the folder "Archive" (as a user's rule would); ``big``:
+the text and a 600 kB attachment.
 With ``bearer`` set, a request without ``Authorization: Bearer <bearer>`` gets 401 (whose
 body echoes the header it got, as careless apps do, to test the masking).
 """
@@ -51,6 +52,13 @@ def message(mode: str, to: str, token: str) -> bytes:
                     ("Content-Transfer-Encoding", "7bit")]
         body = (f"<html><head><style>p {{color: red}}</style></head><body><p>Your code: "
                 f"<b>{CODE}</b></p><p>Token&nbsp;{token}</p></body></html>\n")
+    elif mode == "big":  # the text, then a 600 kB attachment
+        headers += [("Subject", "Verify your account"),
+                    ("Content-Type", 'multipart/mixed; boundary="b1"')]
+        blob = base64.encodebytes(bytes(range(256)) * 2400).decode()
+        body = (f"--b1\nContent-Type: text/plain\n\nYour code: {CODE}\nToken {token}\n"
+                "--b1\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: "
+                f"base64\nContent-Disposition: attachment; filename=a.bin\n\n{blob}--b1--\n")
     else:
         headers += [("Subject", "Verify your account"),
                     ("Content-Type", "text/plain; charset=utf-8")]

@@ -186,6 +186,15 @@ async def test_encoded_mail_matches(
     assert row["placement"] == "inbox"
 
 
+async def test_big_message_is_fetched_only_in_part(clean: MailTestBed, tmp_path: Path) -> None:
+    async with mail_app(clean) as app:
+        config = watch_config(clean, tmp_path, url=app.url("big"))
+        code, row, out = await check(config, "--transcript")
+    assert code == 0, out[:2000]
+    fetched = [line for line in row["transcript"] if "BODY[]<0>" in line]
+    assert fetched and all("{262144}" in line for line in fetched), fetched[:3]
+
+
 async def test_failing_trigger_ends_the_run_and_is_not_repeated(
     clean: MailTestBed, tmp_path: Path
 ) -> None:

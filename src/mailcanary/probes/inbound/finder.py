@@ -20,6 +20,7 @@ from mailcanary.protocols.imap import ImapClient
 from mailcanary.protocols.mailboxes import Folder
 
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+FETCH_LIMIT = 256 * 1024
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -37,9 +38,12 @@ def imap_date(wall: float) -> str:
 
 
 async def fetch_message(client: ImapClient, uid: int) -> tuple[bytes, float | None]:
-    """The whole message and its INTERNALDATE, without setting \\Seen."""
+    """The message's first FETCH_LIMIT bytes and its INTERNALDATE, without setting \\Seen.
+
+    An app's mail is small; the limit keeps a stranger's 30 MB attachment in the same
+    mailbox from costing memory and time (the text parts come first)."""
     response = await client.command(
-        "FETCH", str(uid), "(INTERNALDATE BODY.PEEK[])", uid=True, fetch=True
+        "FETCH", str(uid), f"(INTERNALDATE BODY.PEEK[]<0.{FETCH_LIMIT}>)", uid=True, fetch=True
     )
     raw, arrived = b"", None
     for line in response.lines[:-1]:
