@@ -98,10 +98,14 @@ async def test_token_round_trip_from_trigger_to_match(clean: MailTestBed, tmp_pa
         deliver(clean, app, "normal", "notthistoken")  # matches all but the token
         config = watch_config(clean, tmp_path, url=app.url("normal") + "?to={address}",
                               match=TOKEN_MATCH, slo="10s")
+        config.write_text(config.read_text().replace(
+            '"Content-Type" = "application/json"',
+            '"Content-Type" = "application/json", "X-Run" = "{token} for {address}"'))
         code, row, out = await check(config, "--transcript")
         sent = app.requests[0]
     assert code == 0, out
     assert sent["body"] == {"email": clean.user(USER).address, "token": row["token"]}
+    assert sent["headers"]["x-run"] == f"{row['token']} for {clean.user(USER).address}"
     assert len(row["token"]) >= 16 and row["token"].isalnum()
     assert any("/normal?to=dave@example.test" in line for line in row["transcript"])
     assert clean.doveadm("search", "-u", USER, "mailbox", "INBOX", "BODY", row["token"]).stdout \
