@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from mailcanary.diagnosis import ImapReplyError
 from mailcanary.probes.roundtrip.canary import TOKEN_HEADER
@@ -41,6 +42,7 @@ class Sighting:
 # What to look for in the selected folder: matching UIDs. A token string means the canary's
 # header search; inbound watches pass their own finder (UIDs past UIDNEXT, regexes).
 Finder = Callable[[Folder], Awaitable[list[int]]]
+Look: TypeAlias = str | Finder  # what check/watch/search_elsewhere look for
 
 
 def next_gap(gap: float, *, idle: bool) -> float:
@@ -105,7 +107,7 @@ class Watcher:
             self.idling = False
             await self.client.idle_stop()
 
-    def finder(self, what: str | Finder) -> Finder:
+    def finder(self, what: Look) -> Finder:
         if not isinstance(what, str):
             return what
         token = what
@@ -115,7 +117,7 @@ class Watcher:
 
         return by_token
 
-    async def check(self, token: str | Finder) -> Sighting | None:
+    async def check(self, token: Look) -> Sighting | None:
         """One look at INBOX and the Junk folders' UIDNEXT, pipelined."""
         find = self.finder(token)
         await self.select(self.inbox)
@@ -143,9 +145,7 @@ class Watcher:
             self.junk_next[folder.wire] = uidnext
         return None
 
-    async def watch(
-        self, token: str | Finder, accepted: float, deadline: float
-    ) -> Sighting | None:
+    async def watch(self, token: Look, accepted: float, deadline: float) -> Sighting | None:
         """Checks from `accepted` (monotonic) until `deadline` (monotonic); None if unseen."""
         gap = FIRST_CHECK
         next_check = accepted + gap
@@ -170,7 +170,7 @@ class Watcher:
             gap = next_gap(gap, idle=self.client.supports_idle)
             next_check = max(next_check + gap, now)
 
-    async def search_elsewhere(self, token: str | Finder) -> Sighting | None:
+    async def search_elsewhere(self, token: Look) -> Sighting | None:
         """After the deadline: is it in some other folder (All Mail, Archive, a rule's)?"""
         find = self.finder(token)
         skip = {self.inbox.wire} | {f.wire for f in self.junk}
