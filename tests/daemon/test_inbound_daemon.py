@@ -103,6 +103,9 @@ async def test_inbound_watches_in_the_daemon(testbed: MailTestBed, tmp_path: Pat
                           route="signup-ok") or 0) >= 2
             assert (value(metrics, "mailcanary_probe_failures_total", probe="inbound",
                           target="signup-spam", reason="spam_folder") or 0) >= 1
+            for placement in PLACEMENTS:  # a failed trigger sent nothing that could be lost
+                assert value(metrics, "mailcanary_canaries_total", route="signup-fail",
+                             placement=placement) == 0
             assert value(metrics, "mailcanary_delivery_duration_seconds_count",
                          route="any-signup-mail") == 0  # passive: an age, no delivery time
             failed = daemon.probe_lines("inbound", "signup-fail")

@@ -210,6 +210,7 @@ async def test_failing_trigger_ends_the_run_and_is_not_repeated(
                                                                "trigger")
         assert "HTTP 500" in row["detail"] and "mailer exploded" in row["detail"]
         assert "deliver" not in row["phases"] and row["duration_seconds"] < 2
+        assert "placement" not in row and "delivery_seconds" not in row  # nothing was sent
         code, again, out = await check(config)
         assert app.hits == {"fail": 1}  # not called again within the interval
     assert code == 1 and again["reason"] == "trigger_failed" and "replayed" in again, out

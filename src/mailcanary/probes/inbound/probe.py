@@ -112,7 +112,7 @@ async def triggered(
             inbox_next = (await imap.status("INBOX", "UIDNEXT"))["UIDNEXT"]
             await watcher.prepare()
         token = new_token()
-        ctx.extra.update(token=token, placement="missing", delivery_seconds=None)
+        ctx.extra["token"] = token
         mem.last_trigger = time.time()  # before the call: a crash still counts it
         memory_store.save(state_dir, watch.name, mem)
         finder = MessageFinder(
@@ -152,6 +152,7 @@ async def _run(
             ctx, watch.trigger, address=account.address, token=token,
             limit=config.timeout_of(account),
         )
+    ctx.extra.update(placement="missing", delivery_seconds=None)  # sent: now it can be lost
     with ctx.phase("deliver"):
         start = response.responded
         sighting = await watcher.watch(finder, start, start + watch.deadline)
