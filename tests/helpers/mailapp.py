@@ -21,6 +21,7 @@ import base64
 import contextlib
 import json
 import smtplib
+import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -82,12 +83,13 @@ class MailApp:
     port: int = 0
     bearer: str | None = None
     delay: float = 2.0
+    scheme: str = "http"
     hits: dict[str, int] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def url(self, mode: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{mode}"
+        return f"{self.scheme}://localhost:{self.port}/{mode}"
 
     def send(self, mode: str, to: str, token: str) -> None:
         raw = message(mode, to, token)
@@ -151,10 +153,15 @@ class MailApp:
 
 
 @contextlib.asynccontextmanager
-async def mail_app(bed: MailTestBed, *, bearer: str | None = None,
-                   delay: float = 2.0) -> AsyncIterator[MailApp]:
-    app = MailApp(bed, bearer=bearer, delay=delay)
-    server = await asyncio.start_server(app.handle, "127.0.0.1", 0)
+async def mail_app(bed: MailTestBed, *, bearer: str | None = None, delay: float = 2.0,
+                   https: bool = False) -> AsyncIterator[MailApp]:
+    """The app on a free loopback port; with `https`, a certificate from the bed's CA."""
+    tls = None
+    if https:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        bed.ca.issue_cert("localhost", "127.0.0.1").configure_cert(tls)
+    app = MailApp(bed, bearer=bearer, delay=delay, scheme="https" if https else "http")
+    server = await asyncio.start_server(app.handle, "127.0.0.1", 0, ssl=tls)
     app.port = server.sockets[0].getsockname()[1]
     try:
         yield app

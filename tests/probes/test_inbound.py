@@ -295,6 +295,24 @@ async def test_bearer_token_is_sent_and_never_shown(clean: MailTestBed, tmp_path
     assert all(BEARER not in p.read_text() for p in state if p.is_file())
 
 
+async def test_bearer_over_https_with_a_private_ca(clean: MailTestBed, tmp_path: Path) -> None:
+    token_file = tmp_path / "app-token"
+    token_file.write_text(BEARER + "\n")
+    async with mail_app(clean, bearer=BEARER, https=True) as app:
+        plain = watch_config(clean, tmp_path, url=app.url("normal"),
+                             extra=f', bearer_token_file = "{token_file}"')
+        code, row, out = await check(plain)  # the app's CA is not in the system store
+        assert code == 1 and row["reason"] == "trigger_failed", out
+        assert "CERTIFICATE_VERIFY_FAILED" in row["detail"] and app.hits == {}
+        (tmp_path / "state" / "inbound" / "signup.json").unlink()  # it was not triggered
+        trusted = watch_config(clean, tmp_path, url=app.url("normal"), extra=(
+            f', bearer_token_file = "{token_file}", ca_file = "{clean.ca_pem}"'))
+        code, row, out = await check(trusted)
+        assert code == 0, out
+        assert app.hits == {"normal": 1}
+    assert BEARER not in out
+
+
 async def test_passive_watch(clean: MailTestBed, tmp_path: Path) -> None:
     match = '{ from = "app\\\\.example", subject = "verify" }'
     async with mail_app(clean) as app:

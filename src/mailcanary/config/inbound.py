@@ -82,6 +82,7 @@ class InboundTrigger(StrictModel):
     headers: dict[str, str] = Field(default_factory=dict)
     bearer_token_file: Path | None = None
     bearer_token_env: str | None = Field(default=None, min_length=1)
+    ca_file: Path | None = None  # extra trust anchors for an https url (a private CA)
 
     @field_validator("method", mode="before")
     @classmethod
