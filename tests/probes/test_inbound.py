@@ -152,6 +152,21 @@ async def test_in_another_folder_after_the_deadline(clean: MailTestBed, tmp_path
     assert inventory(clean) == []
 
 
+async def test_old_mail_in_another_folder_is_not_other(
+    clean: MailTestBed, tmp_path: Path
+) -> None:
+    stale_match = '{ from = "no-reply@app\\\\.example", subject = "verify" }'
+    async with mail_app(clean) as app:
+        app.send("other", clean.user(USER).address, "oldarchived")  # arrived before the trigger
+        await asyncio.sleep(2.1)  # INTERNALDATE has whole seconds
+        before = inventory(clean)
+        config = watch_config(clean, tmp_path, url=app.url("never"), match=stale_match,
+                              deadline="500ms")
+        code, row, out = await check(config)
+    assert code == 1 and (row["reason"], row["placement"]) == ("lost", "missing"), out
+    assert inventory(clean) == before
+
+
 async def test_late_mail_is_delayed(clean: MailTestBed, tmp_path: Path) -> None:
     async with mail_app(clean, delay=1.5) as app:
         config = watch_config(clean, tmp_path, url=app.url("delay"), slo="1s", deadline="8s")

@@ -9,6 +9,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from mailcanary.probes.inbound.finder import uid_set
 from mailcanary.probes.inbound.message import html_text, matches, readable
 
 
@@ -80,3 +81,10 @@ def test_encoded_words_in_wider_japanese_codecs() -> None:
                    "done\r\n\r\nhi".encode())
     assert got.subject == "Re: ①確認コード done"
     assert got.from_ == "Jürgen <a@app.example>"
+
+
+@pytest.mark.parametrize(("uids", "text"), [
+    ([5], "5"), ([1, 2, 3, 7], "1:3,7"), ([1, 3, 4, 5, 9, 10], "1,3:5,9:10"),
+])
+def test_uid_set(uids: list[int], text: str) -> None:
+    assert uid_set(uids) == text

@@ -20,6 +20,7 @@ from mailcanary.protocols.imap import ImapClient
 from mailcanary.protocols.mailboxes import Folder
 
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_UID = re.compile(rb"\bUID (\d+)")
 FETCH_LIMIT = 256 * 1024
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -50,14 +51,49 @@ async def fetch_message(client: ImapClient, uid: int) -> tuple[bytes, float | No
         if isinstance(line, bytearray):
             raw = raw or bytes(line)
         else:
-            match = _INTERNALDATE.search(bytes(line))
-            if match:
-                try:
-                    stamp = datetime.strptime(match.group(1).decode(), "%d-%b-%Y %H:%M:%S %z")
-                    arrived = stamp.timestamp()
-                except ValueError:
-                    arrived = None
+            arrived = _internaldate(bytes(line)) or arrived
     return raw, arrived
+
+
+def _internaldate(line: bytes) -> float | None:
+    match = _INTERNALDATE.search(line)
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1).decode(), "%d-%b-%Y %H:%M:%S %z").timestamp()
+    except ValueError:
+        return None
+
+
+def uid_set(uids: list[int]) -> str:
+    """Sorted UIDs as an IMAP sequence set with ranges: [1, 2, 3, 7] -> "1:3,7"."""
+    parts: list[str] = []
+    start = prev = uids[0]
+    for uid in [*uids[1:], -1]:
+        if uid == prev + 1:
+            prev = uid
+            continue
+        parts.append(str(start) if start == prev else f"{start}:{prev}")
+        start = prev = uid
+    return ",".join(parts)
+
+
+async def arrived_since(client: ImapClient, since: float) -> list[int]:
+    """UIDs of the selected folder whose INTERNALDATE is `since` or later: a day's SEARCH,
+    then one FETCH of the dates (no bodies), so a big folder costs two commands."""
+    uids = await client.uid_search("SINCE", imap_date(since - 86400))
+    if not uids:
+        return []
+    response = await client.command(
+        "FETCH", uid_set(uids), "(UID INTERNALDATE)", uid=True, fetch=True
+    )
+    out = []
+    for line in response.lines[:-1]:
+        uid = _UID.search(bytes(line))
+        arrived = _internaldate(bytes(line))
+        if uid is not None and arrived is not None and arrived >= since:
+            out.append(int(uid.group(1)))
+    return sorted(out)
 
 
 @dataclass
@@ -84,7 +120,7 @@ class MessageFinder:
         if floor is not None:
             uids = await self.client.uid_search("UID", f"{floor}:*")
             return [u for u in uids if u >= floor]
-        return await self.client.uid_search("SINCE", imap_date(self.not_before - 86400))
+        return await arrived_since(self.client, self.not_before)
 
     async def __call__(self, folder: Folder) -> list[int]:
         seen = self.examined.setdefault(folder.wire, set())
