@@ -100,6 +100,8 @@ async def call_trigger(
                 trigger.method, url, headers=headers,
                 content=body.encode() if body is not None else None,
             )
+            # The body is read: the response is complete. Before the client's close.
+            responded, responded_wall = time.monotonic(), time.time()
     except httpx.TimeoutException:
         raise TriggerFailed(
             f"{trigger.method} {url}: no response within {limit:g} s"
@@ -108,7 +110,6 @@ async def call_trigger(
         raise TriggerFailed(
             f"{trigger.method} {url}: {type(exc).__name__}: {exc}"
         ) from None
-    responded = time.monotonic()
     text = _excerpt(response.text)
     ctx.transcript.note("S", f"HTTP {response.status_code} {text}")
     if response.status_code >= 400:
@@ -116,4 +117,4 @@ async def call_trigger(
             f"{trigger.method} {url}: HTTP {response.status_code} "
             f"{response.reason_phrase}: {text or '(empty body)'}"
         )
-    return TriggerResponse(response.status_code, responded, time.time())
+    return TriggerResponse(response.status_code, responded, responded_wall)
