@@ -266,6 +266,19 @@ async def test_a_run_cut_off_after_the_trigger_does_not_trigger_again(
     assert "ended before its verdict" in row["detail"]
 
 
+async def test_mailbox_login_failure_never_triggers_the_app(
+    clean: MailTestBed, tmp_path: Path
+) -> None:
+    async with mail_app(clean) as app:
+        config = watch_config(clean, tmp_path, url=app.url("normal"))
+        (tmp_path / "pw-dave").write_text("Wrong-Password-1\n")
+        code, row, out = await check(config)
+        assert app.hits == {}  # no mail into the app's queue that nobody could watch for
+    assert code == 1 and (row["class"], row["reason"], row["phase"]) == (
+        "auth", "invalid_credentials", "auth"), out
+    assert not (tmp_path / "state" / "inbound" / "signup.json").exists()
+
+
 def load_config_path(tmp: Path) -> Path:
     return tmp / "mailcanary.toml"
 
