@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve postfix
+APT_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve postfix
               prometheus prometheus-alertmanager)
 
 missing=()

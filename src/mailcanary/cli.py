@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="run every selected probe once, now, then exit")
     check.add_argument("--config", required=True, metavar="FILE")
     check.add_argument("--account", action="append", default=[], metavar="NAME",
-                       help="only this account's imap and smtp probes (repeatable)")
+                       help="only this account's imap, smtp and pop3 probes (repeatable)")
     check.add_argument("--route", action="append", default=[], metavar="NAME",
                        help="only this round trip (repeatable)")
     check.add_argument("--inbound", action="append", default=[], metavar="NAME",

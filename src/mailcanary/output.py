@@ -33,7 +33,12 @@ def table(results: Sequence[ProbeResult], *, transcript: bool = False) -> str:
         r = results[i - 1]
         indent = " " * 4
         if not r.ok:
-            for label, text in (("detail", r.detail), ("hint", r.hint)):
+            notes = [("detail", r.detail), ("hint", r.hint)]
+            suggestion = r.extra.get("suggestion")
+            if isinstance(suggestion, dict):
+                notes.append(("suggestion", f"port = {suggestion.get('port')}, "
+                                            f"security = \"{suggestion.get('security')}\""))
+            for label, text in notes:
                 wrapped = textwrap.wrap(
                     f"{label}: {text}", width=max(40, width - 4), subsequent_indent=indent + "  "
                 )

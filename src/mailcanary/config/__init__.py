@@ -17,6 +17,7 @@ from mailcanary.config.models import (
     Endpoint,
     ImapEndpoint,
     OAuth2Config,
+    Pop3Endpoint,
     RouteConfig,
     SmtpEndpoint,
     is_loopback_host,
@@ -26,7 +27,7 @@ from mailcanary.config.types import Duration, Name, parse_duration
 __all__ = [
     "AccountConfig", "AlertConfig", "Config", "ConfigError", "DaemonConfig", "Defaults",
     "Duration", "Endpoint", "ImapEndpoint", "InboundConfig", "InboundMatch", "InboundTrigger",
-    "Name", "OAuth2Config", "RouteConfig",
+    "Name", "OAuth2Config", "Pop3Endpoint", "RouteConfig",
     "SmtpEndpoint", "config_from_dict", "format_loc", "is_loopback_host", "load_config",
     "parse_duration", "warnings_for",
 ]

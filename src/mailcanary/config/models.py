@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mailcanary.config.inbound import InboundConfig
+from mailcanary.config.presets import ProviderName, apply_preset
 from mailcanary.config.types import Duration, Name, StrictModel
 
 
@@ -57,6 +58,7 @@ Security = Literal["tls", "starttls", "none"]
 _DEFAULT_PORTS: dict[str, dict[str, int]] = {
     "imap": {"tls": 993, "starttls": 143, "none": 143},
     "smtp": {"tls": 465, "starttls": 587, "none": 25},
+    "pop3": {"tls": 995, "starttls": 110, "none": 110},
 }
 
 
@@ -81,6 +83,14 @@ class SmtpEndpoint(Endpoint):
     @property
     def effective_port(self) -> int:
         return self.port or _DEFAULT_PORTS["smtp"][self.security or "starttls"]
+
+
+class Pop3Endpoint(Endpoint):
+    security: Security | None = "tls"  # starttls = STLS (RFC 2595)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or _DEFAULT_PORTS["pop3"][self.security or "tls"]
 
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
@@ -227,6 +237,13 @@ class AccountConfig(StrictModel):
     timeout: Duration | None = None
     imap: ImapEndpoint | None = None
     smtp: SmtpEndpoint | None = None
+    pop3: Pop3Endpoint | None = None
+    provider: ProviderName | None = None  # a preset (config/presets.py); also picks provider hints
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: object) -> object:
+        return apply_preset(data)
 
     @model_validator(mode="after")
     def _one_credential(self) -> AccountConfig:
@@ -240,8 +257,8 @@ class AccountConfig(StrictModel):
                 "set exactly one of password_file, password_env, password, oauth2"
                 + (f" (found {', '.join(given)})" if given else "")
             )
-        if self.imap is None and self.smtp is None:
-            raise ValueError("an account needs imap, smtp or both")
+        if self.imap is None and self.smtp is None and self.pop3 is None:
+            raise ValueError("an account needs imap, smtp or pop3 (or a provider preset)")
         return self
 
     @property

@@ -45,7 +45,7 @@ def _accounts_by_name(accounts: list[Any], problems: list[str]) -> Accounts:
         if acc["name"] in by_name:
             problems.append(f"accounts[{i}].name: duplicate account name {acc['name']!r}")
         by_name[acc["name"]] = acc
-        for proto in ("imap", "smtp"):
+        for proto in ("imap", "smtp", "pop3"):
             ep = acc.get(proto)
             if (
                 isinstance(ep, Mapping)

@@ -46,6 +46,7 @@ _LOGIN_PHASES = ("dns", "connect", "tls", "greeting", "starttls", "token", "auth
 PHASES_OF: dict[str, tuple[str, ...]] = {
     "imap": (*_LOGIN_PHASES, "select"),
     "smtp": _LOGIN_PHASES,
+    "pop3": (*_LOGIN_PHASES, "select"),
     "roundtrip": tuple(p for p in PHASES if p != "trigger"),
     "inbound": (*_LOGIN_PHASES, "select", "trigger", "deliver", "cleanup"),
 }

@@ -21,7 +21,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from mailcanary.config import Config, ImapEndpoint, SmtpEndpoint
+from mailcanary.config import Config, ImapEndpoint, Pop3Endpoint, SmtpEndpoint
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.runner import run_probe
 from mailcanary.probes.selection import select_probes
@@ -49,7 +49,7 @@ class JobSpec:
 
 
 def interval_of(config: Config, kind: str, target: str) -> float:
-    if kind in ("imap", "smtp"):
+    if kind in ("imap", "smtp", "pop3"):
         return config.interval_of(config.account(target))
     if kind == "inbound":
         return config.inbound_watch(target).interval or config.defaults.interval
@@ -59,11 +59,13 @@ def interval_of(config: Config, kind: str, target: str) -> float:
 
 def servers_of(config: Config, kind: str, target: str) -> list[str]:
     """The host:port endpoints a probe connects to (for the per-server cap)."""
-    eps: list[ImapEndpoint | SmtpEndpoint] = []
+    eps: list[ImapEndpoint | SmtpEndpoint | Pop3Endpoint] = []
     if kind == "imap" and (acc := config.account(target)).imap is not None:
         eps.append(acc.imap)
     elif kind == "smtp" and (acc := config.account(target)).smtp is not None:
         eps.append(acc.smtp)
+    elif kind == "pop3" and (acc := config.account(target)).pop3 is not None:
+        eps.append(acc.pop3)
     elif kind == "roundtrip":
         route = config.route(target)
         if (src := config.account(route.from_).smtp) is not None:
@@ -84,7 +86,7 @@ def job_specs(config: Config, registry: dict[str, ProbeKind]) -> list[JobSpec]:
             log.info("probe_kind_unavailable", probe=kind, target=target,
                      note="this version cannot run it; skipped")
             continue
-        if kind in ("imap", "smtp"):
+        if kind in ("imap", "smtp", "pop3"):
             part = config.account(target).model_dump_json()
         elif kind == "inbound":
             watch = config.inbound_watch(target)

@@ -13,6 +13,7 @@ from mailcanary.diagnosis.errors import (
     ImapReplyError,
     MechanismUnsupported,
     OAuthTokenError,
+    Pop3ReplyError,
     ProbeError,
     ProtocolViolation,
     ServerReplyError,
@@ -25,15 +26,15 @@ from mailcanary.diagnosis.errors import (
 )
 from mailcanary.diagnosis.hints import HINTS
 from mailcanary.diagnosis.imap import classify_imap_reply
+from mailcanary.diagnosis.pop3 import classify_pop3_reply
 from mailcanary.diagnosis.smtp import classify_smtp_reply
 from mailcanary.diagnosis.taxonomy import CLASS_OF, LOGIN_REASONS, TAXONOMY, Failure, Where, failure
 
 __all__ = [
     "CLASS_OF", "HINTS", "LOGIN_REASONS", "TAXONOMY", "BearerRejected", "ConnectionClosed",
     "DeliveryProblem", "Failure", "ImapReplyError", "MechanismUnsupported", "OAuthTokenError",
-    "ProbeError", "ProtocolViolation", "ServerReplyError", "SmtpReplyError",
+    "Pop3ReplyError", "ProbeError", "ProtocolViolation", "ServerReplyError", "SmtpReplyError",
     "StartTLSUnavailable", "StateError", "TLSRequired", "TokenEndpointTimeout", "TriggerFailed",
-    "Where",
-    "classify", "classify_imap_reply", "classify_smtp_reply", "exception_reason", "failure",
-    "oauth_failure",
+    "Where", "classify", "classify_imap_reply", "classify_pop3_reply", "classify_smtp_reply",
+    "exception_reason", "failure", "oauth_failure",
 ]

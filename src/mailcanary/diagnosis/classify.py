@@ -16,6 +16,7 @@ from mailcanary.diagnosis.errors import (
     DeliveryProblem,
     MechanismUnsupported,
     OAuthTokenError,
+    Pop3ReplyError,
     ProtocolViolation,
     ServerReplyError,
     SmtpReplyError,
@@ -26,6 +27,7 @@ from mailcanary.diagnosis.errors import (
 )
 from mailcanary.diagnosis.hints import BEARER_REJECTED_HINT, HINTS, OAUTH_HINTS, SLOW_ENDPOINT_HINT
 from mailcanary.diagnosis.imap import classify_imap_reply
+from mailcanary.diagnosis.pop3 import classify_pop3_reply
 from mailcanary.diagnosis.smtp import classify_smtp_reply
 from mailcanary.diagnosis.taxonomy import CLASS_OF, Failure, Where, failure
 
@@ -95,6 +97,8 @@ def exception_reason(exc: BaseException, phase: str | None) -> tuple[str, str]:
     if isinstance(exc, ServerReplyError):
         if isinstance(exc, SmtpReplyError):
             return classify_smtp_reply(exc.command, exc.code or 0, exc.text), str(exc)
+        if isinstance(exc, Pop3ReplyError):
+            return classify_pop3_reply(exc.command, exc.text), str(exc)
         return classify_imap_reply(exc.command, exc.text), str(exc)
     if isinstance(exc, DeliveryProblem):
         return exc.reason, str(exc)

@@ -42,6 +42,15 @@ class ImapReplyError(ServerReplyError):
         return self.text
 
 
+class Pop3ReplyError(ServerReplyError):
+    """A POP3 ``-ERR`` (the text keeps the status word and any RFC 2449 response code)."""
+
+    protocol = "pop3"
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class StartTLSUnavailable(ProbeError, ssl.SSLError):
     """The server did not offer STARTTLS, so the session would stay in clear text."""
 

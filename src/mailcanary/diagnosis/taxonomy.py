@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailcanary.diagnosis.hints import HINTS
+from mailcanary.diagnosis.providers import provider_hint
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,13 @@ class Where:
     host: str = "the server"
     port: int | str = "?"
     protocol: str = "imap"
+    provider: str | None = None  # the account's preset: its own hint for login failures
+
+    @property
+    def server(self) -> str:
+        """The contract's `server`: host:port (an IPv6 literal in brackets)."""
+        host = self.host.strip("[]")
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
 
 def failure(
@@ -86,4 +94,5 @@ def failure(
         phase=phase or "the probe",
         proto_upper=where.protocol.upper(),
     )
+    hint = provider_hint(where.provider, reason, where.protocol) or hint
     return Failure(CLASS_OF[reason], reason, detail, hint)

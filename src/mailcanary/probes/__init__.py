@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mailcanary.config import Config
-from mailcanary.probes import imap, smtp
+from mailcanary.probes import imap, pop3, smtp
 from mailcanary.probes.inbound import probe as inbound
 from mailcanary.probes.roundtrip import probe as roundtrip
 from mailcanary.result import ProbeContext
@@ -29,6 +29,7 @@ class ProbeKind:
 PROBES: dict[str, ProbeKind] = {
     "imap": ProbeKind(imap.probe, imap.timeout, imap.REASONS),
     "smtp": ProbeKind(smtp.probe, smtp.timeout, smtp.REASONS),
+    "pop3": ProbeKind(pop3.probe, pop3.timeout, pop3.REASONS),
     "roundtrip": ProbeKind(roundtrip.probe, roundtrip.timeout, roundtrip.REASONS),
     "inbound": ProbeKind(inbound.probe, inbound.timeout, inbound.REASONS),
 }

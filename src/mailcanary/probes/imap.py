@@ -20,7 +20,8 @@ async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
     account = config.account(target)
     assert account.imap is not None
     endpoint = account.imap
-    ctx.where = Where(endpoint.host, endpoint.effective_port, "imap")
+    ctx.where = Where(endpoint.host, endpoint.effective_port, "imap", account.provider)
+    ctx.extra["server"] = ctx.where.server
     tls = tls_context(account.ca_file) if endpoint.security != "none" else None
     client = ImapClient(ctx, endpoint, tls)
     try:

@@ -14,6 +14,7 @@ import structlog
 from mailcanary.config import Config
 from mailcanary.diagnosis import Failure, classify, failure
 from mailcanary.probes import PROBES, ProbeKind
+from mailcanary.probes.doctor import consult
 from mailcanary.result import ProbeContext, ProbeResult
 
 log = structlog.get_logger("mailcanary.probe")
@@ -45,6 +46,8 @@ async def run_probe(
         if fail.reason == "protocol_error" and not isinstance(exc, OSError):
             log.debug("probe_exception", probe=kind, target=target, exc_info=True)
     duration = time.perf_counter() - start
+    if fail is not None:  # a wrong port or security? the settings doctor suggests the right one
+        fail = await consult(ctx, config, fail)
     if fail is None:
         fail = failure("ok", "", ctx.where)
         phase = None

@@ -1,5 +1,5 @@
-"""Which probes a `check` runs: every account's imap and smtp, every route and every inbound
-watch by default."""
+"""Which probes a `check` runs: every account's imap, smtp and pop3, every route and every
+inbound watch by default."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def select_probes(
                 out.append(("imap", account.name))
             if account.smtp is not None:
                 out.append(("smtp", account.name))
+            if account.pop3 is not None:
+                out.append(("pop3", account.name))
     for route in config.routes:
         if everything or route.route_name in routes:
             out.append(("roundtrip", route.route_name))

@@ -20,7 +20,8 @@ async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
     account = config.account(target)
     assert account.smtp is not None
     endpoint = account.smtp
-    ctx.where = Where(endpoint.host, endpoint.effective_port, "smtp")
+    ctx.where = Where(endpoint.host, endpoint.effective_port, "smtp", account.provider)
+    ctx.extra["server"] = ctx.where.server
     tls = tls_context(account.ca_file) if endpoint.security != "none" else None
     client = SmtpClient(ctx, endpoint, tls)
     try:

@@ -1,6 +1,6 @@
-"""Signing in to IMAP and SMTP with the account's credential, whatever kind it is.
+"""Signing in to IMAP, SMTP and POP3 with the account's credential, whatever kind it is.
 
-Probes call these two functions and never look at how the account authenticates, so
+Probes call these functions and never look at how the account authenticates, so
 adding a credential kind touches this module only. OAuth2: the account's shared access
 token goes into an XOAUTH2 or OAUTHBEARER message; when the server refuses a token that
 came from the cache (revoked early, say), it is dropped and a new one is tried once.
@@ -16,6 +16,7 @@ from mailcanary.diagnosis import BearerRejected, ServerReplyError, classify
 from mailcanary.protocols import sasl
 from mailcanary.protocols.imap import ImapClient
 from mailcanary.protocols.oauth2.tokens import access_token, token_source
+from mailcanary.protocols.pop3 import Pop3Client
 from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.result import ProbeContext
 
@@ -33,6 +34,15 @@ async def imap_login(client: ImapClient, account: AccountConfig) -> None:
 
 
 async def smtp_login(client: SmtpClient, account: AccountConfig) -> None:
+    if account.oauth2 is not None:
+        await _bearer_login(client.ctx, account, client.host, client.port, client.auth_sasl)
+        return
+    with client.ctx.phase("auth"):
+        password = account_password(account)
+    await client.auth_password(account.login, password)
+
+
+async def pop3_login(client: Pop3Client, account: AccountConfig) -> None:
     if account.oauth2 is not None:
         await _bearer_login(client.ctx, account, client.host, client.port, client.auth_sasl)
         return

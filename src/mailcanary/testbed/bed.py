@@ -16,11 +16,13 @@ from types import TracebackType
 import trustme
 
 from mailcanary.testbed import templates
+from mailcanary.testbed.admin import DoveadmMixin
 from mailcanary.testbed.certs import FAULT_KINDS, CertFiles, make_certs
 from mailcanary.testbed.dovecot import DovecotInstance
 from mailcanary.testbed.errors import TestBedError
 from mailcanary.testbed.install import find_program
 from mailcanary.testbed.network import free_port, wait_for_greeting
+from mailcanary.testbed.pop3 import PRIVATE_HOST
 from mailcanary.testbed.processes import (
     make_traversable,
     process_tree,
@@ -44,7 +46,7 @@ def short_run_dir(root: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"mcbed-{digest}"
 
 
-class MailTestBed:
+class MailTestBed(DoveadmMixin):
     """Dovecot + Postfix on free high ports of ``host``, everything under ``root``.
 
     Needs root (Postfix refuses to start otherwise). Several beds may run at once in
@@ -72,6 +74,9 @@ class MailTestBed:
         self.submission_port = 0
         self.submissions_port = 0
         self.smtp_port = 0
+        self.pop3_port = 0  # STLS
+        self.pop3s_port = 0  # implicit TLS
+        self.pop3_private_port = 0  # on PRIVATE_HOST: plaintext login refused before STLS
         self.log_paths: list[Path] = []
         self.timings: dict[str, float] = {}
 
@@ -95,6 +100,7 @@ class MailTestBed:
         self._fault_certs: dict[str, CertFiles] = {}
         self._dovecot: DovecotInstance | None = None
         self._faults: dict[str, tuple[DovecotInstance, int, int]] = {}
+        self._fault_pop3: dict[str, tuple[int, int]] = {}
         self._postfix_pids: set[int] = set()
         self._started = False
         self._programs: dict[str, str] = {}
@@ -188,16 +194,8 @@ class MailTestBed:
         return "\n".join(parts)
 
     def _prepare(self) -> None:
-        for d in (
-            self.root,
-            self.cert_dir,
-            self.dovecot_dir,
-            self.run_dir,
-            self.log_dir,
-            self.postfix_dir,
-            self.queue_dir,
-            self.mail_root,
-        ):
+        for d in (self.root, self.cert_dir, self.dovecot_dir, self.run_dir, self.log_dir,
+                  self.postfix_dir, self.queue_dir, self.mail_root):
             d.mkdir(parents=True, exist_ok=True)
         make_traversable(self.root)
         for d in (self.mail_root, self.dovecot_dir, self.log_dir, self.postfix_dir):
@@ -213,11 +211,11 @@ class MailTestBed:
             home.mkdir(exist_ok=True)
             os.chown(home, templates.MAIL_UID, templates.MAIL_GID)
 
-        self._ca, self._ca_pem, self._valid, self._fault_certs = make_certs(self.cert_dir)
+        self._ca, self._ca_pem, self._valid, self._fault_certs = make_certs(
+            self.cert_dir, self.host, PRIVATE_HOST
+        )
         self.cert_dir.chmod(0o755)
-
-        for attr in ("imap_port", "imaps_port", "submission_port", "submissions_port", "smtp_port"):
-            setattr(self, attr, free_port(self.host))
+        self._assign_ports()
 
         self.log_paths = [
             self.dovecot_log,
@@ -228,12 +226,20 @@ class MailTestBed:
         for log in self.log_paths:
             log.touch()
 
+    def _assign_ports(self) -> None:
+        """Free high ports (a subclass may fix them: testbed/standard_ports.py)."""
+        for attr in ("imap_port", "imaps_port", "submission_port", "submissions_port",
+                     "smtp_port", "pop3_port", "pop3s_port"):
+            setattr(self, attr, free_port(self.host))
+        self.pop3_private_port = free_port(PRIVATE_HOST)
+
     # ---------------------------------------------------------------- Dovecot
     def _passwd_path(self) -> Path:
         return self.dovecot_dir / "users"
 
     def _write_dovecot(
-        self, name: str, cert: CertFiles, imap_port: int, imaps_port: int, *, main: bool
+        self, name: str, cert: CertFiles, imap_port: int, imaps_port: int, *, main: bool,
+        pop3: tuple[int, int, int] = (0, 0, 0),
     ) -> DovecotInstance:
         suffix = "" if main else f"-{name}"
         conf = self.dovecot_dir / f"dovecot{suffix}.conf"
@@ -257,6 +263,7 @@ class MailTestBed:
             main=main,
             sieve_before=self.dovecot_dir / "before.sieve",
             oauth2_conf=self._oauth2_conf_path() if self.oauth2_introspection_url else None,
+            pop3_port=pop3[0], pop3s_port=pop3[1], pop3_private_port=pop3[2],
         )
         conf.write_text(templates.dovecot_conf(settings))
         log_path.touch()
@@ -278,7 +285,8 @@ class MailTestBed:
         passwd.write_text(templates.passwd_file(self.users, self.mail_root))
         passwd.chmod(0o644)
         self._dovecot = self._write_dovecot(
-            "main", self._valid, self.imap_port, self.imaps_port, main=True
+            "main", self._valid, self.imap_port, self.imaps_port, main=True,
+            pop3=(self.pop3_port, self.pop3s_port, self.pop3_private_port),
         )
         sieve = self.dovecot_dir / "before.sieve"
         sieve.write_text(templates.SIEVE_BEFORE)
@@ -294,6 +302,7 @@ class MailTestBed:
         self._dovecot.start(self._program("dovecot"))
         wait_for_greeting(self.host, self.imap_port, b"* OK")
         wait_for_greeting(self.host, self.imaps_port, b"* OK", tls=self.ssl_context())
+        wait_for_greeting(self.host, self.pop3s_port, b"+OK", tls=self.ssl_context())
 
     def tls_fault_ports(self, kind: str) -> tuple[int, int]:
         """(imaps_port, imap_starttls_port) of a Dovecot serving a certificate with ``kind``.
@@ -308,7 +317,9 @@ class MailTestBed:
             raise TestBedError("the test bed has not been started")
         if kind not in self._faults:
             imaps, imap = free_port(self.host), free_port(self.host)
-            instance = self._write_dovecot(kind, self._fault_certs[kind], imap, imaps, main=False)
+            pop3s, pop3 = free_port(self.host), free_port(self.host)
+            instance = self._write_dovecot(kind, self._fault_certs[kind], imap, imaps,
+                                           main=False, pop3=(pop3, pop3s, 0))
             try:
                 instance.start(self._program("dovecot"))
                 wait_for_greeting(self.host, imap, b"* OK")
@@ -316,28 +327,14 @@ class MailTestBed:
                 instance.stop()
                 raise
             self._faults[kind] = (instance, imaps, imap)
+            self._fault_pop3[kind] = (pop3s, pop3)
         _, imaps, imap = self._faults[kind]
         return imaps, imap
 
-    def doveadm(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run ``doveadm -c <our config> ARGS``; raises TestBedError on failure."""
-        proc = subprocess.run(  # noqa: S603
-            [self._program("doveadm"), "-c", str(self.dovecot_conf), *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-        if proc.returncode != 0:
-            raise TestBedError(
-                f"doveadm {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}"
-            )
-        return proc
-
-    def create_folder(self, user: str, name: str) -> None:
-        """Create a plain folder (no special-use flag) ``name`` (UTF-8) in ``user``'s mailbox."""
-        self.doveadm("mailbox", "create", "-u", self.user(user).name, name)
+    def pop3_fault_ports(self, kind: str) -> tuple[int, int]:
+        """(pop3s_port, pop3_stls_port) of the Dovecot serving a certificate with ``kind``."""
+        self.tls_fault_ports(kind)
+        return self._fault_pop3[kind]
 
     # ---------------------------------------------------------------- Postfix
     def _start_postfix(self) -> None:
@@ -438,6 +435,7 @@ class MailTestBed:
         if self._dovecot is not None:
             self._dovecot.master_pid = None
         self._faults.clear()
+        self._fault_pop3.clear()
         self._postfix_pids = set()
         for base_dir in self.run_dir.parent.glob(self.run_dir.name + "*"):
             shutil.rmtree(base_dir, ignore_errors=True)  # only sockets and pid files

@@ -28,13 +28,18 @@ def _write(leaf: trustme.LeafCert, directory: Path, stem: str) -> CertFiles:
     return CertFiles(cert=cert, key=key)
 
 
-def make_certs(directory: Path) -> tuple[trustme.CA, Path, CertFiles, dict[str, CertFiles]]:
-    """Create the test CA, its PEM file, the valid server cert and one cert per TLS fault."""
+def make_certs(
+    directory: Path, *hosts: str
+) -> tuple[trustme.CA, Path, CertFiles, dict[str, CertFiles]]:
+    """Create the test CA, its PEM file, the valid server cert and one cert per TLS fault.
+    The valid certificate also names `hosts` (the bed's addresses, e.g. 127.0.0.3)."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA(organization_name="mailcanary test bed CA")
     ca_pem = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_pem))
-    valid = _write(ca.issue_cert(*VALID_IDENTITIES), directory, "valid")
+    identities = VALID_IDENTITIES + tuple(h for h in dict.fromkeys(hosts)
+                                          if h not in VALID_IDENTITIES)
+    valid = _write(ca.issue_cert(*identities), directory, "valid")
 
     now = dt.datetime.now(dt.UTC)
     faults = {

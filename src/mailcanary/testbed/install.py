@@ -9,11 +9,13 @@ from pathlib import Path
 
 from mailcanary.testbed.errors import TestBedError
 
-PACKAGES = ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sieve", "postfix")
+PACKAGES = (
+    "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-pop3d", "dovecot-sieve", "postfix",
+)
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Programs the test bed runs; the Dovecot services are looked up where Debian puts them.
 _PROGRAMS = ("dovecot", "doveadm", "sievec", "postfix", "postconf")
-_DOVECOT_SERVICES = ("imap", "imap-login", "lmtp")
+_DOVECOT_SERVICES = ("imap", "imap-login", "lmtp", "pop3", "pop3-login")
 _DOVECOT_LIBEXEC = Path("/usr/lib/dovecot")
 _PRESEED = "postfix postfix/main_mailer_type select No configuration\n"
 
@@ -45,7 +47,7 @@ def _run(argv: list[str], *, stdin: str | None = None) -> None:
 
 
 def ensure_installed() -> None:
-    """Make sure Dovecot (imapd, lmtpd, sieve) and Postfix are installed.
+    """Make sure Dovecot (imapd, lmtpd, pop3d, sieve) and Postfix are installed.
 
     Missing and root: ``apt-get update`` once, then install the Debian packages without
     recommends, with debconf preseeded so Postfix writes no system-wide main.cf. Missing and

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from mailcanary.testbed.pop3 import pop3_service
 from mailcanary.testbed.users import BLACKHOLE_ADDRESS, DOMAIN, TestBedUser
 
 MAIL_UID = 5000  # one uid/gid for every mailbox; needs no passwd entry
@@ -86,7 +87,7 @@ service imap-login {
     ssl = yes
   }
 }
-
+$pop3_service
 service anvil {
   # Without this listener Dovecot applies no failed-login penalty (notes: 2-15 s stalls).
   unix_listener anvil-auth-penalty {
@@ -135,6 +136,9 @@ class DovecotSettings:
     main: bool  # the main instance also runs LMTP (with sieve) and the auth socket for Postfix
     sieve_before: Path | None = None
     oauth2_conf: Path | None = None  # dovecot-oauth2.conf.ext: bearer tokens are accepted too
+    pop3_port: int = 0  # 0: no POP3 (testbed/pop3.py)
+    pop3s_port: int = 0
+    pop3_private_port: int = 0
 
 
 def dovecot_conf(s: DovecotSettings) -> str:
@@ -145,7 +149,8 @@ def dovecot_conf(s: DovecotSettings) -> str:
         instance=s.instance,
         base_dir=s.base_dir,
         state_dir=s.state_dir,
-        protocols="imap lmtp" if s.main else "imap",
+        protocols=("imap lmtp" if s.main else "imap") + (" pop3" if s.pop3_port else ""),
+        pop3_service=pop3_service(s.pop3_port, s.pop3s_port, s.pop3_private_port),
         host=s.host,
         domain=DOMAIN,
         log_path=s.log_path,
@@ -204,7 +209,7 @@ data_directory = $data_dir
 meta_directory = /etc/postfix
 mail_owner = postfix
 setgid_group = postdrop
-inet_interfaces = $host
+inet_interfaces = $interfaces
 inet_protocols = ipv4
 myhostname = mail.$domain
 mydomain = $domain
@@ -306,8 +311,12 @@ class PostfixSettings:
 
 
 def main_cf(s: PostfixSettings) -> str:
+    # Postfix accepts in inet_interfaces only addresses an interface has (lo: 127.0.0.1/8), so
+    # another loopback address (the standard-ports bed's 127.0.0.3) needs "all"; master.cf
+    # binds every service to host:port explicitly either way.
     return _MAIN_CF.substitute(
         host=s.host,
+        interfaces=s.host if s.host == "127.0.0.1" else "all",
         domain=DOMAIN,
         queue_dir=s.queue_dir,
         data_dir=s.data_dir,

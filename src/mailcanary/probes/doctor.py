@@ -1,0 +1,133 @@
+"""The settings doctor: after a login probe fails in a way a wrong port or security explains,
+find the setting on the same host that works, and say it.
+
+The candidates (diagnosis/doctor.py) are tried in parallel, each started `STAGGER` seconds
+after the previous one (as Thunderbird's account-setup guesser does), within
+min(the probe's timeout, `MAX_SECONDS`); each speaks only as far as the greeting and a
+verified TLS handshake (protocols/candidates.py), never a credential. The answer is cached
+per config object and endpoint: the daemon keeps its config until a reload, so the doctor
+runs at most once per endpoint per config; `check` builds a new config each run. It runs
+inside the failed probe's connection slot, and at most len(candidates) (<= 5) connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import weakref
+
+import structlog
+
+from mailcanary.config import Config
+from mailcanary.diagnosis import Failure
+from mailcanary.diagnosis.doctor import (
+    Candidate,
+    best,
+    candidates,
+    qualifies,
+    rank,
+    suggestion_hint,
+)
+from mailcanary.protocols.candidates import speaks
+from mailcanary.protocols.transport import tls_context
+from mailcanary.result import ProbeContext
+
+log = structlog.get_logger("mailcanary.doctor")
+
+KINDS = ("imap", "smtp", "pop3")
+STAGGER = 0.1
+MAX_SECONDS = 5.0
+_Key = tuple[str, str, int, str, str]
+_CACHES: dict[int, dict[_Key, Candidate | None]] = {}
+
+
+def _cache_of(config: Config) -> dict[_Key, Candidate | None]:
+    key = id(config)
+    if key not in _CACHES:
+        _CACHES[key] = {}
+        weakref.finalize(config, _CACHES.pop, key, None)
+    return _CACHES[key]
+
+
+async def _try(protocol: str, host: str, cand: Candidate, tls: ssl.SSLContext,
+               delay: float) -> bool:
+    await asyncio.sleep(delay)
+    try:
+        return await speaks(protocol, host, cand.port, cand.security, tls)
+    except (OSError, ssl.SSLError, EOFError, ValueError, asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError):
+        return False
+
+
+def _decided(
+    order: list[Candidate], results: dict[Candidate, bool]
+) -> tuple[bool, Candidate | None]:
+    """(done, answer): done once the best-ranked candidate not yet failed has answered yes."""
+    for cand in sorted(order, key=lambda c: rank(c, order)):
+        if cand not in results:
+            return False, None
+        if results[cand]:
+            return True, cand
+    return True, None
+
+
+async def find_setting(protocol: str, host: str, port: int, security: str, *,
+                       tls: ssl.SSLContext, budget: float) -> Candidate | None:
+    """The best working other setting for host, or None (none works within `budget`)."""
+    order = candidates(protocol, port, security)
+    results: dict[Candidate, bool] = {}
+    tasks = {asyncio.ensure_future(_try(protocol, host, c, tls, i * STAGGER)): c
+             for i, c in enumerate(order)}
+    try:
+        async with asyncio.timeout(budget):
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    results[tasks[task]] = task.result()
+                finished, answer = _decided(order, results)
+                if finished:
+                    return answer
+    except TimeoutError:
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return best([c for c, ok in results.items() if ok], order)
+
+
+async def consult(ctx: ProbeContext, config: Config, fail: Failure) -> Failure:
+    """`fail`, with the suggestion in its hint (and ctx.extra) when another setting works.
+    Never raises: the doctor is advice, a problem in it must not change the probe's result."""
+    kind, target = ctx.probe, ctx.target
+    if kind not in KINDS or not qualifies(fail.reason, ctx.current_phase):
+        return fail
+    try:
+        account = config.account(target)
+        endpoint = getattr(account, kind)
+        if endpoint is None:
+            return fail
+        port, security = endpoint.effective_port, endpoint.security or "tls"
+        key = (kind, endpoint.host.lower(), port, security, str(account.ca_file))
+        cache = _cache_of(config)
+        if key not in cache:
+            start = time.perf_counter()
+            cache[key] = await find_setting(
+                kind, endpoint.host, port, security, tls=tls_context(account.ca_file),
+                budget=min(config.timeout_of(account), MAX_SECONDS))
+            found = cache[key]
+            log.info("doctor", probe=kind, target=target,
+                     seconds=round(time.perf_counter() - start, 4),
+                     suggestion=found.as_json() if found else None)
+        cand = cache[key]
+    except Exception:  # advice only: log the bug, keep the probe's own result
+        log.error("doctor_failed", probe=kind, target=target, exc_info=True)
+        return fail
+    if cand is None:
+        return fail
+    ctx.extra["suggestion"] = cand.as_json()
+    ctx.transcript.note("*", f"doctor: {endpoint.host} port {cand.port} works with security "
+                             f"{cand.security} (greeting and verified TLS, no login)")
+    return Failure(fail.cls, fail.reason, fail.detail, suggestion_hint(kind, endpoint.host, cand))
