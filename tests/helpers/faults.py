@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 class Script:
     """What a fake server says. `None` for a reply means: hang (say nothing, keep the line)."""
 
-    protocol: str  # "imap" or "smtp"
+    protocol: str  # "imap", "smtp" or "pop3"
     greeting: str | None = None
     login_reply: str | None = "OK"  # IMAP: "NO [...] words" ; SMTP: "535 5.7.8 ..."
     drop_after_greeting: bool = False  # close right after the greeting (+ capability, IMAP)
@@ -28,11 +28,14 @@ class Script:
     capabilities: str = "IMAP4rev1 AUTH=PLAIN SASL-IR IDLE"
     ehlo: tuple[str, ...] = ("AUTH PLAIN LOGIN", "8BITMIME")
     starttls: ssl.SSLContext | None = None  # offer STARTTLS with this server context
+    capa: tuple[str, ...] | None = ("USER", "SASL PLAIN", "RESP-CODES")  # POP3; None: -ERR
+    stat_reply: str = "+OK 0 0"  # POP3 STAT
     received: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.greeting is None:
-            self.greeting = "* OK fake IMAP ready" if self.protocol == "imap" else "220 fake ESMTP"
+            self.greeting = {"imap": "* OK fake IMAP ready", "smtp": "220 fake ESMTP",
+                             "pop3": "+OK fake POP3 ready"}[self.protocol]
 
 
 async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -122,6 +125,61 @@ async def _smtp(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
         await writer.drain()
 
 
+async def _pop3_login(script: Script, text: str, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> bool:
+    """Answer USER/PASS/AUTH; False when the connection should end."""
+    cmd, _, arg = text.partition(" ")
+    if cmd.upper() == "USER":
+        writer.write(b"+OK\r\n")
+        return True
+    if cmd.upper() == "AUTH" and " " not in arg:  # the response comes on its own line
+        writer.write(b"+ \r\n")
+        await writer.drain()
+        script.received.append((await reader.readline()).decode().rstrip("\r\n"))
+    if script.drop_on_login:
+        return False
+    if script.login_reply is None:
+        await asyncio.sleep(3600)
+        return False
+    writer.write(script.login_reply.encode() + b"\r\n")
+    return True
+
+
+async def _pop3(script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    assert script.greeting is not None
+    writer.write(script.greeting.encode() + b"\r\n")
+    await writer.drain()
+    if script.drop_after_greeting:
+        await reader.readline()
+        return
+    tls_offered = script.starttls is not None
+    while line := await reader.readline():
+        text = line.decode(errors="replace").rstrip("\r\n")
+        script.received.append(text)
+        cmd = text.split(" ", 1)[0].upper()
+        if cmd == "CAPA" and script.capa is not None:
+            lines = [*script.capa, *(["STLS"] if tls_offered else [])]
+            writer.write(("+OK\r\n" + "".join(f"{ln}\r\n" for ln in lines) + ".\r\n").encode())
+        elif cmd == "STLS" and script.starttls is not None:
+            writer.write(b"+OK Begin TLS\r\n")
+            await writer.drain()
+            await writer.start_tls(script.starttls)
+            tls_offered = False
+            continue
+        elif cmd in ("USER", "PASS", "AUTH"):
+            if not await _pop3_login(script, text, reader, writer):
+                return
+        elif cmd == "STAT":
+            writer.write(script.stat_reply.encode() + b"\r\n")
+        elif cmd == "QUIT":
+            writer.write(b"+OK bye\r\n")
+            await writer.drain()
+            return
+        else:
+            writer.write(b"-ERR unknown command\r\n")
+        await writer.drain()
+
+
 @contextlib.asynccontextmanager
 async def fake_server(
     script: Script | None = None, *, silent: bool = False, tls: ssl.SSLContext | None = None
@@ -138,6 +196,8 @@ async def fake_server(
                 await asyncio.sleep(3600)
             elif script.protocol == "imap":
                 await _imap(script, reader, writer)
+            elif script.protocol == "pop3":
+                await _pop3(script, reader, writer)
             else:
                 await _smtp(script, reader, writer)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):

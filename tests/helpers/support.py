@@ -27,6 +27,7 @@ def account(
     *,
     imap: str | None = None,
     smtp: str | None = None,
+    pop3: str | None = None,
     password_file: Path | None = None,
     username: str | None = None,
     ca_file: Path | None = None,
@@ -49,6 +50,8 @@ def account(
         lines.append(f"imap = {imap}")
     if smtp:
         lines.append(f"smtp = {smtp}")
+    if pop3:
+        lines.append(f"pop3 = {pop3}")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from mailcanary.config.models import Config
+from mailcanary.config.presets import PROTOCOLS
+
+PRESET_KEYS = tuple(f"{proto}: provider " for proto in PROTOCOLS)
 from mailcanary.config.references import cross_reference_problems
 
 
@@ -52,6 +55,9 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif msg.startswith(PRESET_KEYS):  # a preset's problem names its endpoint key
+            key, msg = msg.split(": ", 1)  # "pop3: provider 'icloud' offers no POP3"
+            loc = [*loc, key]
         problems.append(f"{format_loc(loc)}: {msg}")
     return problems
 
