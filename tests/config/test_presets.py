@@ -29,7 +29,7 @@ def test_no_endpoint_declared_takes_imap_and_smtp() -> None:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_every_preset_fills_declared_endpoints(provider: str) -> None:
-    declared = {proto: {} for proto in PRESETS[provider]}
+    declared: dict[str, dict[str, object]] = {proto: {} for proto in PRESETS[provider]}
     account = config_from_dict({"accounts": [acc(provider=provider, **declared)]}).accounts[0]
     for proto, (host, port, security) in PRESETS[provider].items():
         endpoint = getattr(account, proto)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailcanary.config.presets import PROVIDERS
 from mailcanary.diagnosis import Where, failure
 from mailcanary.diagnosis.providers import PROVIDER_HINTS, provider_hint
 
@@ -39,5 +40,4 @@ def test_no_provider_hint_outside_login(reason: str) -> None:
 
 
 def test_every_preset_has_a_hint() -> None:
-    from mailcanary.config.presets import PROVIDERS
     assert set(PROVIDER_HINTS) == set(PROVIDERS)

@@ -31,6 +31,7 @@ class Script:
     capa: tuple[str, ...] | None = ("USER", "SASL PLAIN", "RESP-CODES")  # POP3; None: -ERR
     stat_reply: str = "+OK 0 0"  # POP3 STAT
     received: list[str] = field(default_factory=list)
+    connections: int = 0  # accepted so far
 
     def __post_init__(self) -> None:
         if self.greeting is None:
@@ -182,15 +183,19 @@ async def _pop3(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
 
 @contextlib.asynccontextmanager
 async def fake_server(
-    script: Script | None = None, *, silent: bool = False, tls: ssl.SSLContext | None = None
+    script: Script | None = None, *, silent: bool = False, tls: ssl.SSLContext | None = None,
+    host: str = "127.0.0.1", port: int = 0,
 ) -> AsyncIterator[int]:
-    """Serve `script` (or accept and say nothing when `silent`) on 127.0.0.1; yields the port."""
+    """Serve `script` (or accept and say nothing when `silent`) on host:port (default: a free
+    port of 127.0.0.1); yields the port."""
     handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         handlers.add(task)
+        if script is not None:
+            script.connections += 1
         try:
             if silent or script is None:
                 await asyncio.sleep(3600)
@@ -206,10 +211,9 @@ async def fake_server(
             handlers.discard(task)
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
-    port = server.sockets[0].getsockname()[1]
+    server = await asyncio.start_server(handle, host, port, ssl=tls)
     try:
-        yield port
+        yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
         for task in list(handlers):

@@ -33,8 +33,9 @@ async def pop3_reason(tmp_path: Path, ep: str, reason: str, phase: str | None,
                       **kw: Any) -> dict[str, Any]:
     pw = password_file(tmp_path)
     cfg = write_config(tmp_path, account("acc", password_file=pw, pop3=ep, **kw))
-    result, (code, rows, output) = await asyncio.gather(
+    result, (code, found, output) = await asyncio.gather(
         run_probe("pop3", "acc", load_config(cfg)), check_json(cfg, "--transcript"))
+    rows: list[dict[str, Any]] = found
     assert (result.cls, result.reason, result.phase) == (CLASS_OF[reason], reason, phase), (
         result.as_json(transcript=True))
     [row] = rows

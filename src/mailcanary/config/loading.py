@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from mailcanary.config.models import Config
 from mailcanary.config.presets import PROTOCOLS
+from mailcanary.config.references import cross_reference_problems
 
 PRESET_KEYS = tuple(f"{proto}: provider " for proto in PROTOCOLS)
-from mailcanary.config.references import cross_reference_problems
 
 
 class ConfigError(Exception):
