@@ -121,7 +121,7 @@ def test_route_needs_smtp_sender_and_imap_receiver() -> None:
         }
     )
     assert "routes[0].from: account 'a' has no smtp to send with" in found
-    assert "routes[0].to: account 'b' has no imap to watch with" in found
+    assert "routes[0].to: account 'b' has no imap or pop3 to watch with" in found
 
 
 def test_insecure_auth_allowed_when_explicit() -> None:

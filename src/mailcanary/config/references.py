@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailcanary.config.inbound import inbound_problems
+from mailcanary.config.presets import PRESETS, PROTOCOLS
 
 Accounts = dict[str, Mapping[str, Any]]
 
@@ -59,16 +60,26 @@ def _accounts_by_name(accounts: list[Any], problems: list[str]) -> Accounts:
     return by_name
 
 
+def endpoints_of(acc: Mapping[str, Any]) -> set[str]:
+    """The endpoints an account will have: those declared, or a preset's imap and smtp."""
+    declared = {p for p in PROTOCOLS if p in acc}
+    if not declared and acc.get("provider") in PRESETS:
+        return {"imap", "smtp"}
+    return declared
+
+
 def account_reference(
     path: str, name: object, by_name: Accounts, needs: str, purpose: str
 ) -> list[str]:
-    """Problems of a key that names an account which must have endpoint `needs`."""
+    """Problems of a key that names an account which must have endpoint `needs` (one of
+    several when written "imap|pop3")."""
     if not isinstance(name, str):
         return []
     if name not in by_name:
         return [f"{path}: no account named {name!r}"]
-    if needs not in by_name[name]:
-        return [f"{path}: account {name!r} has no {needs} to {purpose}"]
+    if not set(needs.split("|")) & endpoints_of(by_name[name]):
+        wanted = " or ".join(needs.split("|"))
+        return [f"{path}: account {name!r} has no {wanted} to {purpose}"]
     return []
 
 
@@ -84,7 +95,8 @@ def _route_problems(routes: list[Any], by_name: Accounts) -> list[str]:
             problems.append(f"routes[{i}].name: duplicate route name {name!r}")
         seen.add(name)
         problems += account_reference(f"routes[{i}].from", src, by_name, "smtp", "send with")
-        problems += account_reference(f"routes[{i}].to", dst, by_name, "imap", "watch with")
+        problems += account_reference(f"routes[{i}].to", dst, by_name, "imap|pop3",
+                                      "watch with")
     return problems
 
 

@@ -70,7 +70,8 @@ def servers_of(config: Config, kind: str, target: str) -> list[str]:
         route = config.route(target)
         if (src := config.account(route.from_).smtp) is not None:
             eps.append(src)
-        if (dst := config.account(route.to).imap) is not None:
+        receiver = config.account(route.to)
+        if (dst := receiver.imap or receiver.pop3) is not None:
             eps.append(dst)
     elif kind == "inbound" and (
         box := config.account(config.inbound_watch(target).account).imap

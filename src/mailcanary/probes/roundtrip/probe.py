@@ -1,4 +1,5 @@
-"""Round trip: send a canary through the sender's SMTP server, watch the receiver's IMAP.
+"""Round trip: send a canary through the sender's SMTP server, watch the receiver's IMAP
+(or poll its POP3 maildrop when it has no IMAP: roundtrip/pop3.py).
 
 Order matters: the receiving session is logged in, has LISTed its folders and idles on
 INBOX *before* the canary is submitted, so the first check can follow the SMTP accept
@@ -21,6 +22,7 @@ from mailcanary.probes.roundtrip.canary import (
     parse_headers,
     received_hops,
 )
+from mailcanary.probes.roundtrip.pop3 import pop3_round_trip
 from mailcanary.probes.roundtrip.state import ACTIVE, CanaryStore
 from mailcanary.probes.roundtrip.sweep import SweepReport, sweep, sweep_selected
 from mailcanary.probes.roundtrip.watch import Sighting, Watcher
@@ -52,7 +54,11 @@ def _smtp_client(ctx: ProbeContext, account: AccountConfig) -> SmtpClient:
 
 
 async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
-    await round_trip(ctx, config, target)
+    route = config.route(target)
+    if config.account(route.to).imap is None:  # a POP3-only mailbox (roundtrip/pop3.py)
+        await _pop3_route(ctx, config, route)
+    else:
+        await round_trip(ctx, config, target)
 
 
 async def round_trip(
@@ -114,6 +120,28 @@ async def round_trip(
             await asyncio.gather(quitting, return_exceptions=True)
         smtp.close()
         imap.close()
+
+
+async def _pop3_route(ctx: ProbeContext, config: Config, route: RouteConfig) -> None:
+    sender, receiver = config.account(route.from_), config.account(route.to)
+    store = CanaryStore(config.daemon.state_dir)
+    canary = new_canary(route.route_name, sender.address, receiver.address, store.installation)
+    message = canary.message()
+    token = ctx.extra["token"] = canary.token
+    smtp = _smtp_client(ctx, sender)
+
+    async def submit() -> tuple[float, float]:
+        accepted = await _submit(ctx, smtp, store, sender=sender, receiver=receiver,
+                                 route=route, message=message, token=token)
+        await smtp.quit()
+        return accepted
+
+    ACTIVE.add(token)
+    try:
+        await pop3_round_trip(ctx, route, receiver, store=store, token=token, submit=submit)
+    finally:
+        ACTIVE.discard(token)
+        smtp.close()
 
 
 async def _submit(
