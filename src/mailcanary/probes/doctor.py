@@ -2,7 +2,8 @@
 find the setting on the same host that works, and say it.
 
 The candidates (diagnosis/doctor.py) are tried in parallel, each started `STAGGER` seconds
-after the previous one (as Thunderbird's account-setup guesser does), within
+after the previous one (as Thunderbird's account-setup guesser does) or as soon as the ones
+before it have answered, within
 min(the probe's timeout, `MAX_SECONDS`); each speaks only as far as the greeting and a
 verified TLS handshake (protocols/candidates.py), never a credential. The answer is cached
 per config object and endpoint: the daemon keeps its config until a reload, so the doctor
@@ -13,6 +14,7 @@ inside the failed probe's connection slot, and at most len(candidates) (<= 5) co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 import weakref
@@ -50,9 +52,7 @@ def _cache_of(config: Config) -> dict[_Key, Candidate | None]:
     return _CACHES[key]
 
 
-async def _try(protocol: str, host: str, cand: Candidate, tls: ssl.SSLContext,
-               delay: float) -> bool:
-    await asyncio.sleep(delay)
+async def _try(protocol: str, host: str, cand: Candidate, tls: ssl.SSLContext) -> bool:
     try:
         return await speaks(protocol, host, cand.port, cand.security, tls)
     except (OSError, ssl.SSLError, EOFError, ValueError, asyncio.IncompleteReadError,
@@ -77,8 +77,24 @@ async def find_setting(protocol: str, host: str, port: int, security: str, *,
     """The best working other setting for host, or None (none works within `budget`)."""
     order = candidates(protocol, port, security)
     results: dict[Candidate, bool] = {}
-    tasks = {asyncio.ensure_future(_try(protocol, host, c, tls, i * STAGGER)): c
-             for i, c in enumerate(order)}
+    # Candidate i starts STAGGER seconds after candidate i-1, or as soon as i candidates
+    # have answered: never more than a few connections at once, no idle wait either.
+    turn = [asyncio.Event() for _ in order]
+    turn[0].set()
+
+    async def attempt(i: int, cand: Candidate) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(turn[i].wait(), i * STAGGER)
+        try:
+            return await _try(protocol, host, cand, tls)
+        finally:
+            answered = sum(t.done() for t in tasks) + 1
+            if answered < len(turn):
+                turn[answered].set()
+
+    tasks: dict[asyncio.Future[bool], Candidate] = {}
+    for i, c in enumerate(order):
+        tasks[asyncio.ensure_future(attempt(i, c))] = c
     try:
         async with asyncio.timeout(budget):
             pending = set(tasks)
