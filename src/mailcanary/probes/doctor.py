@@ -83,8 +83,11 @@ async def find_setting(protocol: str, host: str, port: int, security: str, *,
     turn[0].set()
 
     async def attempt(i: int, cand: Candidate) -> bool:
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+        # arrives as the event fires, and the candidate would then connect regardless.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(turn[i].wait(), i * STAGGER)
+            async with asyncio.timeout(i * STAGGER):
+                await turn[i].wait()
         try:
             return await _try(protocol, host, cand, tls)
         finally:
@@ -110,7 +113,8 @@ async def find_setting(protocol: str, host: str, port: int, security: str, *,
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)  # bounded even if one ignored its cancel
     return best([c for c, ok in results.items() if ok], order)
 
 
