@@ -35,3 +35,22 @@ def standard_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandardP
         yield bed
     finally:
         bed.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make ``xdist_group`` work on pytest >= 9.2 (xdist 3.8 still renames ``item._nodeid``,
+    which pytest 9.2 no longer reads: without this, ``--dist loadgroup`` spreads a group's
+    tests over all workers and two of them start the standard-ports bed at once)."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import NodeId  # noqa: PLC0415  (pytest >= 9.2 only)
+    except ImportError:
+        return
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(groups)
+        if groups and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
