@@ -16,7 +16,7 @@ import trustme
 from mailcanary.config import Pop3Endpoint, load_config
 from mailcanary.diagnosis import CLASS_OF, Pop3ReplyError, ProtocolViolation
 from mailcanary.probes.runner import run_probe
-from mailcanary.protocols.pop3 import MAX_LINE, Pop3Client
+from mailcanary.protocols.pop3 import MAX_LINE, MAX_LINES, Pop3Client
 from mailcanary.result import ProbeContext
 from tests.helpers.faults import Script, closed_port, fake_server, resetting_server
 from tests.helpers.support import (
@@ -185,6 +185,13 @@ async def test_hostile_long_line_is_bounded() -> None:
     """A greeting longer than MAX_LINE is a protocol error, not a memory sink."""
     async with fake_server(Script("pop3", greeting="+OK " + "x" * (MAX_LINE * 4))) as port:
         with pytest.raises(ProtocolViolation, match="longer than"):
+            await _client(port)
+
+
+async def test_hostile_endless_capa_is_bounded() -> None:
+    """A multi-line answer longer than MAX_LINES is a protocol error, not a memory sink."""
+    async with fake_server(Script("pop3", capa=("X",) * (MAX_LINES + 1))) as port:
+        with pytest.raises(ProtocolViolation, match="multi-line answer longer"):
             await _client(port)
 
 

@@ -142,6 +142,11 @@ async def _pop3_route(ctx: ProbeContext, config: Config, route: RouteConfig) -> 
     finally:
         ACTIVE.discard(token)
         smtp.close()
+        # The sweep reads IMAP folders only: a record this run left in flight (an error
+        # while polling, a stop) would never get a verdict; let it age out as lost.
+        record = store.get(token)
+        if record is not None and record.status == "in_flight":
+            store.set_status(token, "lost")
 
 
 async def _submit(
