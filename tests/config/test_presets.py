@@ -66,6 +66,15 @@ def test_bad_presets_name_the_key(raw: dict[str, object], problem: str) -> None:
     assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
 
 
+def test_preset_only_account_can_send_receive_and_be_watched() -> None:
+    """Cross-references see the preset's imap and smtp of an account that declares none."""
+    raw = {"accounts": [acc(provider="icloud"), {**acc(provider="gmail"), "name": "b"}],
+           "routes": [{"from": "a", "to": "b"}],
+           "inbound": [{"name": "w", "account": "a", "match": {"subject": "x"}}]}
+    config = config_from_dict(raw)
+    assert config.routes[0].route_name == "a-to-b"
+
+
 async def test_validate_cli_with_presets(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text('[[accounts]]\nname = "a"\naddress = "a@example.test"\n'

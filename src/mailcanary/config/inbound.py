@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from mailcanary.config.presets import endpoints_of
 from mailcanary.config.types import Duration, Name, StrictModel
 
 TOKEN_PLACEHOLDER = "{token}"  # noqa: S105  # a template marker, not a secret
@@ -168,7 +169,7 @@ def inbound_problems(
         if isinstance(account, str):
             if account not in accounts:
                 problems.append(f"inbound[{i}].account: no account named {account!r}")
-            elif "imap" not in accounts[account]:
+            elif "imap" not in endpoints_of(accounts[account]):  # a preset may bring imap
                 problems.append(
                     f"inbound[{i}].account: account {account!r} has no imap to watch with"
                 )

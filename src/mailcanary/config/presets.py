@@ -101,3 +101,12 @@ def apply_preset(data: Any) -> Any:
         filled.update(given)
         out[proto] = filled
     return out
+
+
+def endpoints_of(acc: Mapping[str, Any]) -> set[str]:
+    """The endpoints a raw account table will have: those declared, or, with a preset and
+    none declared, the preset's imap and smtp (for cross-reference checks on the raw dict)."""
+    declared = {p for p in PROTOCOLS if p in acc}
+    if not declared and acc.get("provider") in PRESETS:
+        return {"imap", "smtp"}
+    return declared

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailcanary.config.inbound import inbound_problems
-from mailcanary.config.presets import PRESETS, PROTOCOLS
+from mailcanary.config.presets import endpoints_of
 
 Accounts = dict[str, Mapping[str, Any]]
 
@@ -58,14 +58,6 @@ def _accounts_by_name(accounts: list[Any], problems: list[str]) -> Accounts:
                     "clear text; use \"tls\" or \"starttls\", or set allow_insecure_auth = true"
                 )
     return by_name
-
-
-def endpoints_of(acc: Mapping[str, Any]) -> set[str]:
-    """The endpoints an account will have: those declared, or a preset's imap and smtp."""
-    declared = {p for p in PROTOCOLS if p in acc}
-    if not declared and acc.get("provider") in PRESETS:
-        return {"imap", "smtp"}
-    return declared
 
 
 def account_reference(
