@@ -29,7 +29,8 @@ class Script:
     ehlo: tuple[str, ...] = ("AUTH PLAIN LOGIN", "8BITMIME")
     starttls: ssl.SSLContext | None = None  # offer STARTTLS with this server context
     capa: tuple[str, ...] | None = ("USER", "SASL PLAIN", "RESP-CODES")  # POP3; None: -ERR
-    stat_reply: str = "+OK 0 0"  # POP3 STAT
+    stat_reply: str = "+OK 0 0"  # POP3 STAT (UIDL: an empty maildrop)
+    down_after: int | None = None  # POP3: connections after this many get "-ERR [SYS/TEMP]"
     received: list[str] = field(default_factory=list)
     connections: int = 0  # accepted so far
 
@@ -148,6 +149,10 @@ async def _pop3_login(script: Script, text: str, reader: asyncio.StreamReader,
 
 async def _pop3(script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     assert script.greeting is not None
+    if script.down_after is not None and script.connections > script.down_after:
+        writer.write(b"-ERR [SYS/TEMP] maildrop unavailable\r\n")
+        await writer.drain()
+        return
     writer.write(script.greeting.encode() + b"\r\n")
     await writer.drain()
     if script.drop_after_greeting:
@@ -172,6 +177,8 @@ async def _pop3(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
                 return
         elif cmd == "STAT":
             writer.write(script.stat_reply.encode() + b"\r\n")
+        elif cmd == "UIDL":
+            writer.write(b"+OK\r\n.\r\n")
         elif cmd == "QUIT":
             writer.write(b"+OK bye\r\n")
             await writer.drain()

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from mailcanary.config import load_config
+from mailcanary.probes.roundtrip.state import CanaryStore
+from mailcanary.probes.runner import run_probe
 from mailcanary.testbed import BLACKHOLE_ADDRESS, MailTestBed
+from tests.helpers.faults import Script, fake_server
 from tests.helpers.support import account, check_json, endpoint, password_file, write_config
 
 pytestmark = pytest.mark.testbed
@@ -64,3 +68,21 @@ async def test_pop3_round_trip_lost(testbed: MailTestBed, tmp_path: Path) -> Non
     assert (row["class"], row["reason"], row["phase"], row["placement"]) == (
         "delivery", "lost", "deliver", "missing")
     assert "POP3 maildrop" in row["detail"]
+
+
+async def test_pop3_maildrop_down_while_polling_leaves_no_canary_in_flight(
+    testbed: MailTestBed, tmp_path: Path
+) -> None:
+    """The maildrop answers the baseline UIDL, then goes down: the run fails while polling,
+    and its record does not stay in flight forever (the sweep reads IMAP folders only)."""
+    script = Script("pop3", login_reply="+OK", down_after=1)
+    async with fake_server(script) as port:
+        cfg = config(testbed, tmp_path, to_address=BLACKHOLE_ADDRESS, deadline="5s")
+        cfg.write_text(cfg.read_text().replace(
+            f"port = {testbed.pop3s_port}, security = \"tls\"",
+            f"port = {port}, security = \"none\", allow_insecure_auth = true"))
+        config_ = load_config(cfg)
+        result = await run_probe("roundtrip", "to-pop", config_)
+    assert (result.reason, result.phase) == ("unavailable", "greeting"), result.as_json()
+    records = CanaryStore(config_.daemon.state_dir).all()
+    assert [r.status for r in records] == ["lost"]
