@@ -4,13 +4,21 @@ and `--account` selecting the account's imap, smtp and pop3 probes together."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
 from mailcanary.testbed import MailTestBed
 from mailcanary.testbed.pop3 import PRIVATE_HOST
-from tests.helpers.support import account, check_json, endpoint, password_file, write_config
+from tests.helpers.support import (
+    account,
+    check_json,
+    cli,
+    endpoint,
+    password_file,
+    write_config,
+)
 
 pytestmark = pytest.mark.testbed
 
@@ -52,6 +60,12 @@ async def test_wrong_password(testbed: MailTestBed, tmp_path: Path) -> None:
     assert row["detail"] == "-ERR [AUTH] Authentication failed."
     assert "suggestion" not in row  # no other setting fixes a wrong password
     assert wrong not in output
+    code, out, err = await cli("--log-level", "debug", "check", "--config", str(cfg),
+                               "--transcript")
+    assert code == 1 and "invalid_credentials" in out
+    blob = base64.b64encode(f"\0alice\0{wrong}".encode()).decode()
+    for text in (out, err):
+        assert wrong not in text and blob not in text
     for log in testbed.log_paths:
         assert wrong not in log.read_text(errors="replace")
 
