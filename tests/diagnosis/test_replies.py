@@ -57,12 +57,31 @@ SMTP_REPLIES = [
     ("535 5.7.0 (#AUTH005) Too many bad auth attempts.", "account_locked"),
     ("530 5.7.0 Must issue a STARTTLS command first.", "tls_required"),
     ("454 4.7.0 Temporary authentication failure", "unavailable"),
+    # 4xx is temporary: throttling, not a locked account (issue 10).
     ("421 4.7.0 Try again later, closing connection. (AUTH) too many login attempts",
-     "account_locked"),
+     "rate_limited"),
+    ("454 4.7.0 Too many login attempts, please try again later.", "rate_limited"),
+    ("421 4.7.0 Too many login attempts, please try again later.", "rate_limited"),
     ("421 4.7.0 Try again later, closing connection. (AUTH)", "rate_limited"),
     ("504 5.5.4 Unrecognized authentication type", "mechanism_unsupported"),
     ("550 5.4.5 Daily user sending quota exceeded.", "sending_limit"),
     ("500 5.5.1 what?", "protocol_error"),
+]
+
+
+# Throttling of the message flow (4xx) is rate_limited, not a policy rejection.
+SMTP_SEND_REPLIES = [
+    ("451 4.7.1 Please try again later: rate limit exceeded", "MAIL", "rate_limited"),
+    ("451 4.7.1 Sender rate limit reached, try again later", "RCPT", "rate_limited"),
+    ("421 4.7.28 Gmail has detected an unusual rate of unsolicited mail originating from your "
+     "IP address. To protect our users from spam, mail sent from your IP address has been "
+     "temporarily rate limited.", "DATA", "rate_limited"),
+    ("421 4.7.28 Our system has detected an unusual rate of unsolicited mail.", "MAIL",
+     "rate_limited"),
+    ("550 5.7.1 Message rejected due to content restrictions", "DATA", "policy_rejected"),
+    ("554 5.7.1 Service unavailable; Client host blocked using zen.spamhaus.org", "RCPT",
+     "policy_rejected"),
+    ("451 4.7.1 Greylisted, please try again later", "RCPT", "policy_rejected"),
 ]
 
 
@@ -88,3 +107,10 @@ def test_smtp_auth_replies(reply: str, reason: str) -> None:
     assert (fail.cls, fail.reason) == (CLASS_OF[reason], reason)
     assert reply.split("\n", maxsplit=1)[0][4:30] in fail.detail
     assert fail.hint
+
+
+@pytest.mark.parametrize(("reply", "command", "reason"), SMTP_SEND_REPLIES,
+                         ids=[r[0][:12] for r in SMTP_SEND_REPLIES])
+def test_smtp_send_replies(reply: str, command: str, reason: str) -> None:
+    fail = classify(smtp_error(reply, command), "send", Where("h", 587, "smtp"))
+    assert (fail.cls, fail.reason) == (CLASS_OF[reason], reason)

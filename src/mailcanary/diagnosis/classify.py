@@ -17,6 +17,7 @@ from mailcanary.diagnosis.errors import (
     MechanismUnsupported,
     OAuthTokenError,
     Pop3ReplyError,
+    ProbeError,
     ProtocolViolation,
     ServerReplyError,
     SmtpReplyError,
@@ -128,7 +129,22 @@ def exception_reason(exc: BaseException, phase: str | None) -> tuple[str, str]:
         if exc.errno in _RESET_ERRNOS:
             return "connection_reset", exc.strerror or str(exc)
         return "unreachable" if phase == "connect" else "connection_reset", str(exc)
-    return "protocol_error", f"{type(exc).__name__}: {exc}"
+    if is_reply_parse_error(exc):
+        return "protocol_error", f"{type(exc).__name__}: {exc}"
+    return "internal_error", f"{type(exc).__name__}: {exc}"
+
+
+# Libraries that parse the server's bytes: their errors mean the server's reply was odd.
+_PARSER_PACKAGES = frozenset({"aioimaplib", "aiosmtplib", "email"})
+
+
+def is_reply_parse_error(exc: BaseException) -> bool:
+    """True for what a server's odd reply causes (our ProbeErrors, a reply library's
+    exceptions, undecodable bytes); False for our own bugs (KeyError, AssertionError,
+    TypeError ...), which are `internal_error` and never blamed on the server."""
+    if isinstance(exc, ProbeError | UnicodeError):
+        return True
+    return type(exc).__module__.split(".")[0] in _PARSER_PACKAGES
 
 
 def classify(exc: BaseException, phase: str | None, where: Where | None = None) -> Failure:

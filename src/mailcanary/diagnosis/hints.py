@@ -71,6 +71,8 @@ HINTS: dict[str, str] = {
     "the port really speaks {proto_upper}.",
     "config_error": "mailcanary's configuration cannot be used as it is (see detail). Fix it and "
     "run `mailcanary validate`.",
+    "internal_error": "This is a bug in mailcanary, not a problem of the server or the account. "
+    "The daemon's log has the traceback (level error); please report it with that log line.",
     "spam_folder": "The canary was delivered to the Junk/Spam folder. Check the SPF, DKIM and "
     "DMARC results and the sender's reputation.",
     "lost": "The canary was accepted by the sending server but not seen by the deadline. Check the "

@@ -10,6 +10,7 @@ from mailcanary.diagnosis.words import enhanced_code, provider_reason
 _SESSION_COMMANDS = ("AUTH", "EHLO", "GREETING")
 _RATE_WORDS = re.compile(r"rate|too many|limit|try again later")
 _SENDING_LIMIT_WORDS = re.compile(r"sending limit|sending quota|quota exceeded|limit exceeded")
+_THROTTLE_WORDS = re.compile(r"\brate\b|rate[- ]limit|throttl")
 _ADDRESS_DETAILS = ((1, 1), (1, 2), (1, 3), (1, 6), (1, 10), (2, 1))
 
 
@@ -18,6 +19,8 @@ def classify_smtp_reply(command: str, code: int, text: str) -> str:
     command = command.upper()
     low = text.lower()
     words = provider_reason(text)
+    if words == "account_locked" and code // 100 == 4:
+        words = "rate_limited"  # a 4xx is temporary: throttled, not locked
     if words is not None and (command in _SESSION_COMMANDS or code in (421, 454)):
         return words
     enhanced = enhanced_code(text)
@@ -41,6 +44,8 @@ def _by_enhanced_code(
         return fixed[status]
     if status == (7, 0) and "tls" in low:
         return "tls_required"
+    if subject == 7 and code // 100 == 4 and _THROTTLE_WORDS.search(low):
+        return "rate_limited"  # 451 4.7.1 ... rate limit, 421 4.7.28 ... unusual rate
     if _SENDING_LIMIT_WORDS.search(low):
         return "sending_limit"
     if status == (7, 1) and "relay" in low:

@@ -54,6 +54,7 @@ TAXONOMY: dict[str, tuple[str, ...]] = {
     "delivery": ("lost", "delayed"),
     "config": ("config_error",),
     "trigger": ("trigger_failed",),
+    "internal": ("internal_error",),
 }
 
 CLASS_OF: dict[str, str] = {r: c for c, reasons in TAXONOMY.items() for r in reasons}
@@ -62,7 +63,7 @@ CLASS_OF: dict[str, str] = {r: c for c, reasons in TAXONOMY.items() for r in rea
 LOGIN_REASONS: tuple[str, ...] = tuple(
     reason
     for cls, reasons in TAXONOMY.items()
-    if cls not in ("ok", "spam", "delivery", "trigger")
+    if cls not in ("ok", "spam", "delivery", "trigger", "internal")
     for reason in reasons
 )
 

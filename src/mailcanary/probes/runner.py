@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 
 import structlog
 
@@ -43,8 +44,7 @@ async def run_probe(
         )
     except Exception as exc:
         fail = classify(exc, ctx.current_phase, ctx.where)
-        if fail.reason == "protocol_error" and not isinstance(exc, OSError):
-            log.debug("probe_exception", probe=kind, target=target, exc_info=True)
+        log_exception(ctx, exc, fail.reason)
     duration = time.perf_counter() - start
     if fail is not None:  # a wrong port or security? the settings doctor suggests the right one
         fail = await consult(ctx, config, fail)
@@ -70,6 +70,18 @@ async def run_probe(
     )
     log_result(result)
     return result
+
+
+def log_exception(ctx: ProbeContext, exc: BaseException, reason: str) -> None:
+    """Our own bug: the traceback at level error; a server's odd reply: at debug. Either
+    way the text is redacted, since an exception may quote what was sent."""
+    if reason not in ("internal_error", "protocol_error") or isinstance(exc, OSError):
+        return
+    trace = ctx.redact("".join(traceback.format_exception(exc)))
+    if reason == "internal_error":
+        log.error("internal_error", probe=ctx.probe, target=ctx.target, traceback=trace)
+    else:
+        log.debug("probe_exception", probe=ctx.probe, target=ctx.target, traceback=trace)
 
 
 def log_result(result: ProbeResult) -> None:
