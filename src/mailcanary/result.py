@@ -62,6 +62,12 @@ class Redactor:
         return text
 
 
+# A hostile server must not grow the transcript without bound (an endless reply, a 20 MB
+# line): each line is cut, and after so many lines only a marker is kept.
+TRANSCRIPT_LINE = 1000
+TRANSCRIPT_LINES = 2000
+
+
 @dataclass
 class Transcript:
     redact: Redactor
@@ -71,8 +77,15 @@ class Transcript:
     def note(self, direction: str, text: str) -> None:
         """direction: "C" (client), "S" (server) or "*" (what the prober did)."""
         elapsed = time.monotonic() - self.started
-        for line in text.splitlines() or [""]:
-            self.lines.append(f"{elapsed:8.3f} {direction}: {self.redact(line)}")
+        for raw in text.splitlines() or [""]:
+            if len(self.lines) >= TRANSCRIPT_LINES:
+                self.lines[-1] = f"{elapsed:8.3f} *: ... (transcript cut after "\
+                    f"{TRANSCRIPT_LINES} lines)"
+                return
+            line = self.redact(raw)  # before cutting: no half secret is left
+            if len(line) > TRANSCRIPT_LINE:
+                line = f"{line[:TRANSCRIPT_LINE]}... ({len(line)} characters)"
+            self.lines.append(f"{elapsed:8.3f} {direction}: {line}")
 
 
 @dataclass

@@ -31,6 +31,13 @@ class Script:
     capa: tuple[str, ...] | None = ("USER", "SASL PLAIN", "RESP-CODES")  # POP3; None: -ERR
     stat_reply: str = "+OK 0 0"  # POP3 STAT (UIDL: an empty maildrop)
     down_after: int | None = None  # POP3: connections after this many get "-ERR [SYS/TEMP]"
+    # Hostile servers: "lower" answers every command with its tag lowercased; "wrong_on_login"
+    # answers LOGIN with a tag that no command carries.
+    tags: str = "same"
+    # An endless stream of this line: IMAP, in reply to CAPABILITY; SMTP, as the greeting.
+    flood: str | None = None
+    # IMAP: the capabilities after login, sent only in reply to CAPABILITY (as Exchange does).
+    caps_after_login: str | None = None
     received: list[str] = field(default_factory=list)
     connections: int = 0  # accepted so far
 
@@ -38,6 +45,22 @@ class Script:
         if self.greeting is None:
             self.greeting = {"imap": "* OK fake IMAP ready", "smtp": "220 fake ESMTP",
                              "pop3": "+OK fake POP3 ready"}[self.protocol]
+
+
+async def _flood(writer: asyncio.StreamWriter, line: str) -> None:
+    """Write `line` forever (until the client hangs up)."""
+    chunk = (line + "\r\n").encode() * (65536 // (len(line) + 2) + 1)
+    while True:
+        writer.write(chunk)
+        await writer.drain()
+
+
+def _reply_tag(script: Script, tag: str, cmd: str) -> str:
+    if script.tags == "lower":
+        return tag.lower()
+    if script.tags == "wrong_on_login" and cmd == "LOGIN":
+        return "ZZZ999"
+    return tag
 
 
 async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -54,6 +77,9 @@ async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
         script.received.append(text)
         tag, _, rest = text.partition(" ")
         cmd = rest.split(" ", 1)[0].upper()
+        tag = _reply_tag(script, tag, cmd)
+        if cmd == "CAPABILITY" and script.flood is not None:
+            await _flood(writer, script.flood)
         if cmd == "CAPABILITY":
             writer.write(f"* CAPABILITY {caps}\r\n{tag} OK CAPABILITY done\r\n".encode())
         elif cmd == "STARTTLS" and script.starttls is not None:
@@ -73,6 +99,8 @@ async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
                 untagged, _, reply = reply.partition("\n")
                 writer.write(untagged.encode() + b"\r\n")
             writer.write(f"{tag} {reply}\r\n".encode())
+            if script.caps_after_login is not None and reply.startswith("OK"):
+                caps = script.caps_after_login
         elif cmd in ("SELECT", "EXAMINE"):
             writer.write(f"* 0 EXISTS\r\n{tag} OK [READ-ONLY] done\r\n".encode())
         elif cmd == "LOGOUT":
@@ -86,6 +114,8 @@ async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
 
 async def _smtp(script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     assert script.greeting is not None
+    if script.flood is not None:
+        await _flood(writer, script.flood)
     writer.write(script.greeting.encode() + b"\r\n")
     await writer.drain()
     if script.drop_after_greeting:

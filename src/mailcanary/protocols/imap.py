@@ -31,7 +31,7 @@ from mailcanary.diagnosis import (
     TLSRequired,
 )
 from mailcanary.protocols import mutf7, sasl
-from mailcanary.protocols.imapwire import ImapWire
+from mailcanary.protocols.imapwire import ImapWire, capabilities_in
 from mailcanary.protocols.mailboxes import Folder, parse_list
 from mailcanary.protocols.transport import open_socket, record_tls, tls_context
 from mailcanary.result import ProbeContext
@@ -187,21 +187,18 @@ class ImapClient:
             if response.result != "OK":
                 raise ImapReplyError(command, _text(response))
             self.protocol.state = imap_impl.AUTH
-            self._capabilities_after_auth(response)
+            await self._capabilities_after_auth(response)
 
-    def _capabilities_after_auth(self, response: Any) -> None:
-        """Servers list more capabilities once logged in (UIDPLUS, SPECIAL-USE, MOVE), in
-        the tagged OK's [CAPABILITY ...] or an untagged CAPABILITY line (Dovecot)."""
+    async def _capabilities_after_auth(self, response: Any) -> None:
+        """Servers list more capabilities once logged in (UIDPLUS, SPECIAL-USE, MOVE): read
+        them from the login reply, or ask again when the server did not send them there
+        (the Exchange family), so a logged-in session never runs on the pre-login list."""
         assert self.protocol is not None
-        for line in response.lines:
-            text = bytes(line).decode("utf-8", "replace")
-            upper = text.upper()
-            if "[CAPABILITY " in upper:
-                inner = text[upper.index("[CAPABILITY ") + 12:].split("]")[0]
-                self.protocol.capabilities = set(inner.split())
-            elif upper.startswith(("CAPABILITY ", "* CAPABILITY ")):
-                self.protocol.capabilities = set(text.split()[1:] if upper.startswith("C")
-                                                 else text.split()[2:])
+        caps = capabilities_in(response.lines)
+        if caps is not None:
+            self.protocol.capabilities = caps
+        else:
+            await self.refresh_capabilities()
 
     async def authenticate_sasl(
         self, mechanism: str, initial: str, on_challenge: str = ""
@@ -243,7 +240,7 @@ class ImapClient:
                     text = f"{text} (server said: {'; '.join(server_said)})"
                 raise ImapReplyError("AUTHENTICATE", text)
             self.protocol.state = imap_impl.AUTH
-            self._capabilities_after_auth(response)
+            await self._capabilities_after_auth(response)
 
     async def select(self, mailbox: str = "INBOX", *, readonly: bool = False) -> Any:
         assert self.protocol is not None

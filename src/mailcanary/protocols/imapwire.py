@@ -3,11 +3,19 @@
 It records a redacted transcript, takes the greeting synchronously (aioimaplib would wait
 for a CAPABILITY reply a closing server never sends), turns a parser failure into a
 `ProtocolViolation` and reports a hang-up as a future every wait can race.
+
+It also hardens aioimaplib 2.0.3 against hostile servers: a line, a literal and everything
+between two tagged replies are bounded (so no server can grow the process), tags and status
+words are matched case-insensitively, a mismatched tag raises a text without the pending
+command's arguments (aioimaplib's would carry LOGIN's password), only a leading ``"* "`` is
+stripped, a tagged line ending in ``{N}`` does not start a literal, and lines are parsed in
+a loop rather than one recursion per line.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +23,13 @@ from aioimaplib import aioimaplib as imap_impl
 
 from mailcanary.diagnosis import ConnectionClosed, ProtocolViolation
 from mailcanary.result import ProbeContext
+
+MAX_LINE = 4 << 20  # one line (a UID SEARCH of a large mailbox fits)
+MAX_LITERAL = 16 << 20  # one {N} literal (a message header or body part)
+MAX_RESPONSE = 16 << 20  # everything received between two tagged replies
+
+_TAGGED = re.compile(rb"([A-Za-z0-9.]+) (OK|NO|BAD)(\b|$)", re.IGNORECASE)
+_LITERAL = re.compile(rb"\{(\d+)\}$")
 
 
 class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped base
@@ -25,6 +40,7 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
         self.ctx = ctx
         self.greeting: asyncio.Future[bytes] = loop.create_future()
         self.lost: asyncio.Future[BaseException] = loop.create_future()
+        self.since_tagged = 0  # bytes received since the last tagged reply
         self.commands_sent = 0  # tagged commands, for "IMAP commands per canary"
         # Answers AUTHENTICATE's "+ challenge" lines (aioimaplib would leave them unanswered).
         self.sasl_responder: Callable[[bytes], str] | None = None
@@ -38,15 +54,107 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
 
     def data_received(self, d: bytes) -> None:
         self.ctx.transcript.note("S", d.decode("utf-8", "replace").rstrip("\r\n"))
+        self.since_tagged += len(d)
         try:
             super().data_received(d)
+        except ProtocolViolation as exc:
+            self._give_up(exc)
+            return
         except Exception as exc:  # aioimaplib's parser gave up: that is the server's odd reply
-            if not self.lost.done():
-                self.lost.set_result(
-                    ProtocolViolation(f"unparseable reply {d[:200]!r}: {exc}")
-                )
-            if self.transport is not None:
-                self.transport.abort()
+            self._give_up(ProtocolViolation(f"unparseable reply {d[:200]!r}: {exc}"))
+            return
+        if len(self.incomplete_line) > MAX_LINE:
+            self._give_up(ProtocolViolation(
+                f"the server sent a line longer than {MAX_LINE} bytes: "
+                f"{bytes(self.incomplete_line[:200])!r}..."))
+        elif self.since_tagged > MAX_RESPONSE:
+            self._give_up(ProtocolViolation(
+                f"the server sent more than {MAX_RESPONSE} bytes without completing the "
+                f"command; last: {d[-200:]!r}"))
+
+    def _give_up(self, exc: ProtocolViolation) -> None:
+        self.incomplete_line = b""
+        if not self.lost.done():
+            self.lost.set_result(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _handle_responses(
+        self, data: bytes, line_handler: Callable[[bytes, Any], Any], current_cmd: Any = None
+    ) -> None:
+        """aioimaplib's parser as a loop, with bounded literals that only an untagged or a
+        continuation line can start."""
+        while True:
+            if not data:
+                if self.pending_sync_command is not None:
+                    self.pending_sync_command.flush()
+                if current_cmd is not None and current_cmd.wait_data():
+                    raise imap_impl.IncompleteRead(current_cmd)
+                return
+            if current_cmd is not None and current_cmd.wait_literal_data():
+                data = current_cmd.append_literal_data(data)
+                if current_cmd.wait_literal_data():
+                    raise imap_impl.IncompleteRead(current_cmd)
+            line, separator, data = data.partition(b"\r\n")
+            if not separator:
+                raise imap_impl.IncompleteRead(current_cmd, line)
+            cmd = line_handler(line, current_cmd)
+            literal = _LITERAL.search(line) if line.endswith(b"}") else None
+            if literal is not None and not _TAGGED.match(line):
+                size = int(literal.group(1))
+                if size > MAX_LITERAL:
+                    raise ProtocolViolation(f"the server announced a literal of {size} bytes")
+                if cmd is None:
+                    cmd = imap_impl.Command("NIL", "unused", loop=self.loop)
+                cmd.begin_literal_data(size)
+                current_cmd = cmd
+            else:
+                current_cmd = cmd if cmd is not None and cmd.wait_data() else None
+
+    def _response_done(self, line: bytes) -> None:
+        """A tagged reply: matched case-insensitively; a stray tag is the server's error,
+        reported without the pending command (whose arguments may hold a password)."""
+        self.since_tagged = 0
+        tag_bytes, _, response = line.partition(b" ")
+        tag = tag_bytes.decode("ascii", "replace").upper()
+        pending: Any = self.pending_sync_command
+        if pending is not None:
+            if str(pending.tag).upper() != tag:
+                raise ProtocolViolation(
+                    f"the server answered with tag {tag[:40]!r} while {pending.name} "
+                    f"(tag {pending.tag}) was pending: {response[:200]!r}")
+            command, self.pending_sync_command = pending, None
+        else:
+            found = [c for c in self.pending_async_commands.values()
+                     if c is not None and str(c.tag).upper() == tag]
+            if not found:
+                raise ProtocolViolation(
+                    f"the server answered with tag {tag[:40]!r}, which no command carries: "
+                    f"{response[:200]!r}")
+            command = found[0]
+            self.pending_async_commands.pop(command.untagged_resp_name)
+        result, _, text = response.partition(b" ")
+        command.close(text, result=result.decode("ascii", "replace").upper())
+
+    def _untagged_response(self, line: bytes) -> Any:
+        """aioimaplib's, except that only the leading "* " is removed (not every one)."""
+        line = line[2:] if line.startswith(b"* ") else line[1:]
+        if self.pending_sync_command is not None:
+            self.pending_sync_command.append_to_resp(line)
+            return self.pending_sync_command
+        match = imap_impl.message_data_re.match(line)
+        if match:
+            name, text = match.group(1), line
+        else:
+            name, _, text = line.partition(b" ")
+        command = self.pending_async_commands.get(name.decode("ascii", "replace").upper())
+        if command is not None:
+            command.append_to_resp(text)
+            return command
+        command = self.pending_async_commands.get("NOOP")
+        if command is not None:
+            command.append_to_resp(line)
+        return command
 
     def send(self, line: str, scrub: str | None = None) -> None:
         # Not super().send(): aioimaplib logs the raw line at debug level, and its scrub
@@ -81,4 +189,20 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
             if not self.greeting.done():
                 self.greeting.set_result(line)
             return None
+        if line and line[:1] not in (b"*", b"+") and _TAGGED.match(line):
+            self._response_done(line)
+            return None
         return super()._handle_line(line, current_cmd)
+
+
+def capabilities_in(lines: list[Any]) -> set[str] | None:
+    """The capability list a reply carries (tagged OK's [CAPABILITY ...] or an untagged
+    CAPABILITY line, as Dovecot sends after login), or None when it carries none."""
+    for line in lines:
+        text = bytes(line).decode("utf-8", "replace")
+        upper = text.upper()
+        if "[CAPABILITY " in upper:
+            return set(text[upper.index("[CAPABILITY ") + 12:].split("]")[0].split())
+        if upper.startswith(("CAPABILITY ", "* CAPABILITY ")):
+            return set(text.split()[1:] if upper.startswith("C") else text.split()[2:])
+    return None

@@ -29,6 +29,9 @@ from mailcanary.protocols.transport import open_socket, record_tls
 from mailcanary.result import ProbeContext
 
 _MAX_LINE = 8192
+# A reply is bounded too: an endless "220-" greeting must end as a failure, not as memory.
+_MAX_REPLY_LINES = 512
+_MAX_REPLY_BYTES = 256 << 10
 
 
 def helo_name() -> str:
@@ -70,6 +73,7 @@ class SmtpClient:
         """(code, text) of one possibly multi-line reply; text keeps every line."""
         lines: list[str] = []
         code: int | None = None
+        size = 0
         while True:
             line = await self._readline()
             self.ctx.transcript.note("S", line)
@@ -80,6 +84,11 @@ class SmtpClient:
                 raise ProtocolViolation(f"reply code changed within a reply: {line[:200]!r}")
             code = this
             lines.append(line[4:])
+            size += len(line)
+            if len(lines) > _MAX_REPLY_LINES or size > _MAX_REPLY_BYTES:
+                raise ProtocolViolation(
+                    f"reply of more than {len(lines)} lines / {size} bytes without an end; "
+                    f"last: {line[:200]!r}")
             if len(line) == 3 or line[3] == " ":
                 return code, "\n".join(lines)
 
@@ -105,12 +114,13 @@ class SmtpClient:
             if security == "tls":
                 with self.ctx.phase("tls"):
                     self.reader, self.writer = await asyncio.open_connection(
-                        sock=sock, ssl=self.tls, server_hostname=self.host
+                        sock=sock, ssl=self.tls, server_hostname=self.host, limit=_MAX_LINE
                     )
                 self.encrypted = True
                 record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
             else:
-                self.reader, self.writer = await asyncio.open_connection(sock=sock)
+                self.reader, self.writer = await asyncio.open_connection(
+                    sock=sock, limit=_MAX_LINE)
         except BaseException:
             sock.close()
             raise
