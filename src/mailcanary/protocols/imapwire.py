@@ -117,7 +117,7 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
         self.since_tagged = 0
         tag_bytes, _, response = line.partition(b" ")
         tag = tag_bytes.decode("ascii", "replace").upper()
-        pending: Any = self.pending_sync_command
+        pending: Any = getattr(self, "pending_sync_command")  # noqa: B009  # untyped base
         if pending is not None:
             if str(pending.tag).upper() != tag:
                 raise ProtocolViolation(
