@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from mailcanary.daemon.alerts import AlertEngine
 from mailcanary.daemon.metrics import MetricsCollector, MetricsState
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
 from mailcanary.daemon.sdnotify import Notifier
+from mailcanary.daemon.statefile import StateDirError, check_state_dir
 from mailcanary.daemon.web import WebServer
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.roundtrip.sweep import sweep
@@ -77,8 +79,14 @@ class Daemon:
             series.backoff = factor
 
     def _alert_ttl(self, kind: str, target: str) -> float:
+        """Alertmanager's endsAt: three missed runs, each as long as the probe may take
+        (a route's deadline), so a slow probe does not make the alert flap."""
         interval = self.scheduler.effective_interval(kind, target) or self.config.defaults.interval
-        return 3 * interval + self.config.defaults.timeout + 60
+        try:
+            takes = self.registry[kind].timeout(self.config, target)
+        except (KeyError, LookupError):
+            takes = self.config.defaults.timeout
+        return 3 * (interval + takes) + 60
 
     def _add_series(self, specs: list[JobSpec]) -> None:
         for spec in specs:
@@ -119,9 +127,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.stop_requested.set)
         loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
         self.metrics.reload_success_time = time.time()
+        self.alerts.persist_in(daemon.state_dir)
         self.alerts.configure(list(self.config.alerts))
         specs = self.scheduler.start()
         self._add_series(specs)
+        self.alerts.prune({(s.kind, s.target) for s in specs})
         for warning in warnings_for(self.config):
             log.warning("config_warning", warning=warning)
         log.info(
@@ -215,9 +225,8 @@ class Daemon:
         added, changed, removed = self.scheduler.apply(new)
         for spec in removed:
             self.metrics.forget(spec.kind, spec.target)
-            self.alerts.forget(spec.kind, spec.target)
-        for spec in changed:  # a changed account starts afresh (backoff, alert streak)
-            self.alerts.forget(spec.kind, spec.target)
+            self.alerts.removed(spec.kind, spec.target)  # a firing alert gets its resolved
+        for spec in changed:  # the alert streak goes on: a fired alert still resolves
             self._set_backoff(spec.kind, spec.target, 1.0)
         self._add_series(added)
         await self.alerts.reconfigure(list(new.alerts))
@@ -232,6 +241,12 @@ class Daemon:
 
 
 async def run_daemon(config_path: Path, config: Config) -> int:
+    try:
+        check_state_dir(config.daemon.state_dir)
+    except StateDirError as exc:
+        log.error("state_dir_unusable", error=str(exc))
+        print(f"mailcanary: {exc}", file=sys.stderr)
+        return 2
     daemon = Daemon(config_path, config)
     try:
         return await daemon.run()

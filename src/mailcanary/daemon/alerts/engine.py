@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import structlog
 
 from mailcanary.config import AlertConfig, Config
 from mailcanary.daemon.alerts.sinks import Sink, SinkError, make_sink
 from mailcanary.daemon.alerts.state import AlertEvent, AlertTracker
+from mailcanary.daemon.alerts.store import AlertStore, sink_identity
 from mailcanary.daemon.metrics import MetricsState
 from mailcanary.result import ProbeResult
 
@@ -45,6 +48,7 @@ class _SinkWorker:
         self, label: str, conf: AlertConfig, sink: Sink, metrics: MetricsState,
         retry_base: float,
     ) -> None:
+        self.identity = sink_identity(conf)
         self.label = label
         self.conf = conf
         self.sink = sink
@@ -69,6 +73,10 @@ class _SinkWorker:
             event = await self.queue.get()
             try:
                 await self._deliver(event)
+            except Exception:  # a bug in a sink must not end its worker silently
+                self.metrics.count_notification(self.label, "failed")
+                log.exception("alert_sink_error", sink=self.label, status=event.status,
+                              probe=event.probe, target=event.target)
             finally:
                 self.queue.task_done()
 
@@ -77,7 +85,10 @@ class _SinkWorker:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 await self.sink.send(event)
-            except (SinkError, OSError) as exc:
+            except Exception as exc:  # a sink's bug too: retried, logged with its traceback
+                if not isinstance(exc, SinkError | OSError):
+                    log.error("alert_sink_error", sink=self.label, status=event.status,
+                              probe=event.probe, target=event.target, exc_info=True)
                 last = attempt == ATTEMPTS
                 self.metrics.count_notification(self.label, "failed" if last else "retried")
                 log.warning(
@@ -119,20 +130,39 @@ class AlertEngine:
         self.ttl_of = ttl_of
         self.retry_base = retry_base
         self.workers: list[_SinkWorker] = []
+        self.store: AlertStore | None = None
+        self._saved: dict[str, Any] = {}
+
+    def persist_in(self, state_dir: Path) -> None:
+        """Keep alert state in `state_dir` (loaded now, written as it changes)."""
+        self.store = AlertStore(state_dir, self.snapshot)
+        self._saved = self.store.load()
+
+    def snapshot(self) -> dict[str, Any]:
+        return {w.identity: w.tracker.dump() for w in self.workers}
 
     def configure(self, sinks: list[AlertConfig]) -> list[_SinkWorker]:
-        """Keep workers (and their alert state) whose sink is unchanged; return the rest."""
-        old = {w.conf.model_dump_json() + w.label: w for w in self.workers}
+        """Keep each sink's alert state by its identity (not its position or label);
+        return the workers no longer needed."""
+        old = {w.identity: w for w in self.workers}
         new: list[_SinkWorker] = []
         for label, conf in zip(sink_labels(sinks), sinks, strict=True):
-            kept = old.pop(conf.model_dump_json() + label, None)
-            if kept is None:
-                kept = _SinkWorker(label, conf, make_sink(conf, self.config), self.metrics,
-                                   self.retry_base)
+            kept = old.pop(sink_identity(conf), None)
+            if kept is None or kept.conf != conf or kept.label != label:
+                worker = _SinkWorker(label, conf, make_sink(conf, self.config), self.metrics,
+                                     self.retry_base)
+                if kept is not None:  # same destination, other settings: same state
+                    worker.tracker.streaks = kept.tracker.streaks
+                    old[f"replaced-{id(kept)}"] = kept
+                else:
+                    worker.tracker.load(self._saved.pop(worker.identity, []))
                 for status in ("sent", "failed"):
                     self.metrics.notifications.setdefault((label, status), 0)
+                kept = worker
             new.append(kept)
         self.workers = new
+        if self.store is not None:
+            self.store.save()
         return list(old.values())
 
     async def reconfigure(self, sinks: list[AlertConfig]) -> None:
@@ -141,15 +171,36 @@ class AlertEngine:
 
     def observe(self, result: ProbeResult) -> None:
         now = time.time()
+        urgent = changed = False
         for worker in self.workers:
+            had = (result.probe, result.target) in worker.tracker.streaks
             event = worker.tracker.observe(result, now, self.ttl_of(result.probe, result.target))
+            changed = changed or had or not result.ok
+            if event is not None:
+                urgent = True
+                worker.enqueue(event)
+        if self.store is not None and changed:
+            self.store.changed(urgent=urgent)
+
+    def removed(self, probe: str, target: str) -> None:
+        """A target left the config: its firing alerts are resolved (the detail says why)."""
+        now = time.time()
+        for worker in self.workers:
+            event = worker.tracker.removed(probe, target, now)
             if event is not None:
                 worker.enqueue(event)
+        if self.store is not None:
+            self.store.save()
 
-    def forget(self, probe: str, target: str) -> None:
+    def prune(self, targets: set[tuple[str, str]]) -> None:
+        """After a restart: resolve the alerts of targets the config no longer has."""
         for worker in self.workers:
-            worker.tracker.forget(probe, target)
+            for key in list(worker.tracker.streaks):
+                if key not in targets:
+                    self.removed(*key)
 
     async def close(self, grace: float = 2.0) -> None:
+        if self.store is not None:
+            self.store.save()
         await asyncio.gather(*(w.close(grace) for w in self.workers))
         self.workers = []

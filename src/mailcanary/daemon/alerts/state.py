@@ -4,7 +4,7 @@ recovery. Pure logic on results and a clock, so it is tested without a network."
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mailcanary.result import ProbeResult
@@ -69,16 +69,24 @@ class AlertTracker:
     def forget(self, probe: str, target: str) -> None:
         self.streaks.pop((probe, target), None)
 
+    def removed(self, probe: str, target: str, now: float) -> AlertEvent | None:
+        """The target left the config: a firing alert gets its resolved event, saying so."""
+        streak = self.streaks.pop((probe, target), None)
+        if streak is None or not streak.firing or streak.last is None:
+            return None
+        event = _event("resolved", streak.last, streak.since, streak.failures, now, expires=now)
+        return replace(event, detail="the target was removed from the configuration "
+                                     f"(last failure: {event.detail})")
+
     def observe(self, result: ProbeResult, now: float, ttl: float) -> AlertEvent | None:
         key = (result.probe, result.target)
-        streak = self.streaks.setdefault(key, _Streak())
         if result.ok:
-            was_firing, last = streak.firing, streak.last
-            failures, since = streak.failures, streak.since
-            self.streaks[key] = _Streak()
-            if was_firing and last is not None:
-                return _event("resolved", last, since, failures, now, expires=now)
+            streak = self.streaks.pop(key, None)  # a healthy target keeps no state
+            if streak is not None and streak.firing and streak.last is not None:
+                return _event("resolved", streak.last, streak.since, streak.failures, now,
+                              expires=now)
             return None
+        streak = self.streaks.setdefault(key, _Streak())
         if streak.failures == 0:
             streak.since = result.finished_at
         streak.failures += 1
@@ -94,6 +102,36 @@ class AlertTracker:
         streak.firing = True
         streak.last_sent = now
         return _event("firing", result, streak.since, streak.failures, now, expires=now + ttl)
+
+
+    def dump(self) -> list[dict[str, Any]]:
+        """The streaks as JSON (for `state_dir`): what a restart needs to resolve them."""
+        out = []
+        for (probe, target), streak in self.streaks.items():
+            last = streak.last
+            out.append({
+                "probe": probe, "target": target, "failures": streak.failures,
+                "since": streak.since, "firing": streak.firing, "last_sent": streak.last_sent,
+                "last": None if last is None else {
+                    "class": last.cls, "reason": last.reason, "phase": last.phase,
+                    "hint": last.hint, "detail": last.detail, "finished_at": last.finished_at,
+                },
+            })
+        return out
+
+    def load(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            last = row.get("last")
+            self.streaks[str(row["probe"]), str(row["target"])] = _Streak(
+                failures=int(row["failures"]), since=float(row["since"]),
+                firing=bool(row["firing"]), last_sent=float(row["last_sent"]),
+                last=None if last is None else ProbeResult(
+                    probe=str(row["probe"]), target=str(row["target"]), ok=False,
+                    cls=str(last["class"]), reason=str(last["reason"]), phase=last["phase"],
+                    detail=str(last["detail"]), hint=str(last["hint"]), duration_seconds=0.0,
+                    phases={}, finished_at=float(last["finished_at"]),
+                ),
+            )
 
 
 def _event(
