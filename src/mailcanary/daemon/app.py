@@ -25,6 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 from mailcanary import __version__
 from mailcanary.config import Config, ConfigError, load_config, warnings_for
 from mailcanary.daemon.alerts import AlertEngine
+from mailcanary.daemon.backoff import BackoffStore
 from mailcanary.daemon.metrics import MetricsCollector, MetricsState
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
 from mailcanary.daemon.sdnotify import Notifier
@@ -62,6 +63,7 @@ class Daemon:
         self.web = WebServer(self.prom, self.health)
         self.scheduler = ProbeScheduler(config, self.on_result, registry=self.registry)
         self.scheduler.on_backoff = self._set_backoff
+        self.backoffs: BackoffStore | None = None
         self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
         self.stop_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -77,6 +79,27 @@ class Daemon:
         series = self.metrics.targets.get((kind, target))
         if series is not None:
             series.backoff = factor
+        job_id = f"{kind}:{target}"
+        exponent = self.scheduler.backoff.get(job_id, 0)
+        if self.backoffs is not None and (exponent or job_id in self.backoffs.jobs):
+            creds = self.backoffs.credentials(self.config, kind, target)
+            next_due = time.time() + self.scheduler.effective_interval(kind, target)
+            self.backoffs.record(job_id, exponent, creds, next_due)
+
+    def _restore_backoff(self, specs: list[JobSpec]) -> None:
+        """A saved backoff goes on unless the job's credentials changed."""
+        assert self.backoffs is not None
+        for spec in specs:
+            creds = self.backoffs.credentials(self.config, spec.kind, spec.target)
+            saved = self.backoffs.restore(spec.job_id, creds)
+            if saved is not None:
+                self.scheduler.restore_backoff(spec.job_id, saved.exponent,
+                                               saved.next_due - time.time())
+            elif self.scheduler.backoff.get(spec.job_id):  # new credentials: probe now
+                self.scheduler.restore_backoff(spec.job_id, 0, 0.0)
+            series = self.metrics.targets.get((spec.kind, spec.target))
+            if series is not None:
+                series.backoff = float(self.scheduler.factor(spec.job_id))
 
     def _alert_ttl(self, kind: str, target: str) -> float:
         """Alertmanager's endsAt: three missed runs, each as long as the probe may take
@@ -132,6 +155,8 @@ class Daemon:
         specs = self.scheduler.start()
         self._add_series(specs)
         self.alerts.prune({(s.kind, s.target) for s in specs})
+        self.backoffs = BackoffStore(daemon.state_dir)
+        self._restore_backoff(specs)
         for warning in warnings_for(self.config):
             log.warning("config_warning", warning=warning)
         log.info(
@@ -226,9 +251,11 @@ class Daemon:
         for spec in removed:
             self.metrics.forget(spec.kind, spec.target)
             self.alerts.removed(spec.kind, spec.target)  # a firing alert gets its resolved
-        for spec in changed:  # the alert streak goes on: a fired alert still resolves
-            self._set_backoff(spec.kind, spec.target, 1.0)
+            if self.backoffs is not None:
+                self.backoffs.forget(spec.job_id)
         self._add_series(added)
+        if self.backoffs is not None:  # backoff goes on unless the credentials changed
+            self._restore_backoff(list(self.scheduler.specs.values()))
         await self.alerts.reconfigure(list(new.alerts))
         for warning in warnings_for(new):
             log.warning("config_warning", warning=warning)

@@ -227,6 +227,14 @@ class ProbeScheduler:
                          interval_seconds=interval)
         self.on_backoff(kind, target, float(after))
 
+    def restore_backoff(self, job_id: str, exponent: int, run_in: float) -> None:
+        """Resume a backoff saved before a reload or restart (daemon/backoff.py)."""
+        spec = self.specs[job_id]
+        self.backoff[job_id] = exponent
+        interval = spec.interval * self.factor(job_id)
+        self.scheduler.reschedule_job(job_id, trigger=IntervalTrigger(seconds=interval))
+        self.scheduler.modify_job(job_id, next_run_time=_at(min(max(run_in, 0.0), interval)))
+
     def effective_interval(self, kind: str, target: str) -> float:
         job_id = f"{kind}:{target}"
         spec = self.specs.get(job_id)
