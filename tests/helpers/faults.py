@@ -285,3 +285,48 @@ def closed_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+@dataclass
+class CuttingProxy:
+    """A TCP proxy to a real server that can cut every connection it carries (`cut`) and
+    then accept new ones (`refuse` False) or close them at once (`refuse` True)."""
+
+    target: tuple[str, int]
+    port: int = 0
+    refuse: bool = False
+    connections: int = 0
+    writers: set[asyncio.StreamWriter] = field(default_factory=set)
+
+    def cut(self) -> None:
+        for writer in list(self.writers):
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.transport.abort()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.refuse:
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+
+@contextlib.asynccontextmanager
+async def cutting_proxy(host: str, port: int) -> AsyncIterator[CuttingProxy]:
+    proxy = CuttingProxy((host, port))
+    server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+    proxy.port = server.sockets[0].getsockname()[1]
+    try:
+        yield proxy
+    finally:
+        server.close()
+        proxy.cut()

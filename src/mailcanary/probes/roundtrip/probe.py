@@ -25,8 +25,8 @@ from mailcanary.probes.roundtrip.canary import (
 from mailcanary.probes.roundtrip.pop3 import pop3_round_trip
 from mailcanary.probes.roundtrip.state import ACTIVE, CanaryStore
 from mailcanary.probes.roundtrip.sweep import SweepReport, sweep, sweep_selected
-from mailcanary.probes.roundtrip.watch import Sighting, Watcher
-from mailcanary.protocols.imap import imap_client_for
+from mailcanary.probes.roundtrip.watch import Reopen, Sighting, Watcher
+from mailcanary.protocols.imap import ImapClient, imap_client_for
 from mailcanary.protocols.signin import imap_login, smtp_login
 from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.protocols.transport import tls_context
@@ -71,10 +71,8 @@ async def round_trip(
     after_seen: AfterSeen | None = None,
     use_special_use: bool = True,
 ) -> None:
-    """One canary. The keyword arguments exist for tests and the benchmark only: headers
-    to add (e.g. the test bed's spam marker), hooks run right after the SMTP accept and
-    right before the cleanup, and ignoring SPECIAL-USE flags to exercise the fallback by
-    folder name."""
+    """One canary. Keyword arguments serve tests and the benchmark only: extra headers,
+    hooks after the SMTP accept and before the cleanup, SPECIAL-USE flags ignored."""
     route = config.route(target)
     sender, receiver = config.account(route.from_), config.account(route.to)
     assert sender.smtp is not None and receiver.imap is not None
@@ -88,11 +86,13 @@ async def round_trip(
     imap = imap_client_for(ctx, receiver)
     smtp = _smtp_client(ctx, sender)
     quitting: asyncio.Task[None] | None = None
+    sessions = [imap]  # and those a watcher opens when the server drops one
     ACTIVE.add(token)
     try:
         await imap.connect()
         await imap_login(imap, receiver)
-        watcher = Watcher(ctx, imap, use_special_use=use_special_use)
+        reopen = _reopener(ctx, receiver, sessions)
+        watcher = Watcher(ctx, imap, use_special_use=use_special_use, reopen=reopen)
         with ctx.phase("select"):
             await watcher.prepare()
 
@@ -110,8 +110,8 @@ async def round_trip(
             ctx, watcher, store, token=token, accepted=accepted, accepted_wall=accepted_wall,
             deadline=route.deadline, after_seen=after_seen,
         )
-        ctx.extra["imap_commands"] = imap.commands_sent
-        await imap.logout()
+        ctx.extra["imap_commands"] = watcher.client.commands_sent
+        await watcher.client.logout()
         _verdict(ctx, deadline=route.deadline, slo=route.slo, sighting=sighting, late=late,
                  accepted=accepted)
     finally:
@@ -119,7 +119,24 @@ async def round_trip(
         if quitting is not None:
             await asyncio.gather(quitting, return_exceptions=True)
         smtp.close()
-        imap.close()
+        for session in sessions:
+            session.close()
+
+
+def _reopener(ctx: ProbeContext, receiver: AccountConfig, sessions: list[ImapClient]) -> Reopen:
+    """How a watcher gets a new logged-in session when the server dropped its own."""
+
+    async def reopen() -> ImapClient:
+        client = imap_client_for(ctx, receiver)
+        sessions.append(client)
+        try:
+            await client.connect()
+            await imap_login(client, receiver)
+        except BaseException:
+            client.close()
+            raise
+        return client
+    return reopen
 
 
 async def _pop3_route(ctx: ProbeContext, config: Config, route: RouteConfig) -> None:

@@ -29,6 +29,9 @@ SLOW_GROWTH = 1.25  # then grow gently
 CAP_WITH_IDLE = 5.0  # the push wakes us in between
 CAP_POLLING = 15.0
 IDLE_MIN = 0.2  # gaps shorter than this are slept, not idled (IDLE + DONE cost two RTTs)
+MAX_REOPENS = 5  # connections lost while waiting for one canary before giving up
+
+Reopen = Callable[[], Awaitable[ImapClient]]
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,14 @@ def _inbox(folders: list[Folder]) -> Folder:
 
 
 class Watcher:
-    def __init__(self, ctx: ProbeContext, client: ImapClient, *, use_special_use: bool = True):
+    def __init__(
+        self, ctx: ProbeContext, client: ImapClient, *, use_special_use: bool = True,
+        reopen: Reopen | None = None,
+    ):
         self.ctx = ctx
         self.client = client
+        self.reopen = reopen  # a new logged-in session, when the server drops ours
+        self.reopened = 0
         self.use_special_use = use_special_use
         self.folders: list[Folder] = []
         self.inbox = _inbox([])
@@ -146,22 +154,17 @@ class Watcher:
         return None
 
     async def watch(self, token: Look, accepted: float, deadline: float) -> Sighting | None:
-        """Checks from `accepted` (monotonic) until `deadline` (monotonic); None if unseen."""
+        """Checks from `accepted` (monotonic) until `deadline` (monotonic); None if unseen.
+        A connection lost meanwhile is re-opened and the wait goes on."""
         gap = FIRST_CHECK
         next_check = accepted + gap
         while True:
-            now = time.monotonic()
-            wait = min(next_check, deadline) - now
-            if wait > 0:
-                if self.client.supports_idle and wait >= IDLE_MIN:
-                    await self.idle()
-                    pushed = await self.client.idle_wait(wait)
-                    if pushed:
-                        self.ctx.transcript.note("*", "server pushed news: checking now")
-                else:
-                    await self.leave_idle()
-                    await asyncio.sleep(wait)
-            sighting = await self.check(token)
+            try:
+                sighting = await self._wait_and_check(token, next_check, deadline)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                await self._reopen(exc)
+                next_check = time.monotonic()
+                continue
             if sighting is not None:
                 return sighting
             now = time.monotonic()
@@ -169,6 +172,39 @@ class Watcher:
                 return None
             gap = next_gap(gap, idle=self.client.supports_idle)
             next_check = max(next_check + gap, now)
+
+    async def _wait_and_check(
+        self, token: Look, next_check: float, deadline: float
+    ) -> Sighting | None:
+        wait = min(next_check, deadline) - time.monotonic()
+        if wait > 0:
+            if self.client.supports_idle and wait >= IDLE_MIN:
+                await self.idle()
+                pushed = await self.client.idle_wait(wait)
+                if pushed:
+                    self.ctx.transcript.note("*", "server pushed news: checking now")
+            else:
+                await self.leave_idle()
+                await asyncio.sleep(wait)
+        return await self.check(token)
+
+    async def _reopen(self, lost: BaseException) -> None:
+        """A new session in place of the lost one, looking where the old one looked (the
+        Junk folders' UIDNEXT from before the send is kept). If that fails, the round trip
+        fails in phase deliver."""
+        self.reopened += 1
+        if self.reopen is None or self.reopened > MAX_REOPENS:
+            raise lost
+        self.ctx.transcript.note("*", f"connection lost while waiting ({lost}): re-opening")
+        self.client.close()
+        self.selected, self.idling = None, False
+        known = dict(self.junk_next)
+        try:
+            self.client = await self.reopen()
+            await self.prepare()
+        finally:
+            self.ctx.current_phase = "deliver"  # the new session's phases ended inside it
+        self.junk_next.update({k: v for k, v in known.items() if k in self.junk_next})
 
     async def search_elsewhere(self, token: Look) -> Sighting | None:
         """After the deadline: is it in some other folder (All Mail, Archive, a rule's)?"""
