@@ -32,7 +32,9 @@ from mailcanary.daemon.sdnotify import Notifier
 from mailcanary.daemon.statefile import StateDirError, check_state_dir
 from mailcanary.daemon.web import WebServer
 from mailcanary.probes import PROBES, ProbeKind
-from mailcanary.probes.roundtrip.sweep import sweep
+from mailcanary.probes.roundtrip.sweep import SweepReport, sweep
+from mailcanary.probes.roundtrip.verdict import found_verdict, lost_verdict
+from mailcanary.probes.runner import log_result
 from mailcanary.result import ProbeResult
 
 log = structlog.get_logger("mailcanary.daemon")
@@ -203,11 +205,13 @@ class Daemon:
         restart, a probe that gave up): each is deleted and, if late, counted once."""
         await asyncio.sleep(SWEEP_FIRST_DELAY)
         while True:
-            if self.config.routes:
-                await self.sweep_once()
-            await asyncio.sleep(SWEEP_EVERY)
+            pending_until = await self.sweep_once() if self.config.routes else None
+            wait = SWEEP_EVERY  # or sooner: an in-flight canary's verdict is due at its deadline
+            if pending_until is not None:
+                wait = min(wait, max(pending_until - time.time() + 1.0, 1.0))
+            await asyncio.sleep(wait)
 
-    async def sweep_once(self) -> None:
+    async def sweep_once(self) -> float | None:
         config = self.config
         timeout = max(
             (config.timeout_of(config.account(r.to)) for r in config.routes), default=30.0
@@ -216,16 +220,29 @@ class Daemon:
             report = await asyncio.wait_for(sweep(config), 4 * timeout)
         except Exception as exc:  # the sweep must never take the daemon down
             log.warning("sweep_failed", error=f"{type(exc).__name__}: {exc}")
-            return
+            return None
         self.metrics.swept += report.removed
-        for late in report.late:
-            self.metrics.late[late.route] = self.metrics.late.get(late.route, 0) + 1
+        self._verdicts(config, report)
         if not report.errors:
             self.metrics.sweep_success_time = time.time()
         log.info(
             "sweep", removed=report.removed, late=[c.as_json() for c in report.late],
             lost=len(report.lost), errors=report.errors,
         )
+        return report.pending_until
+
+    def _verdicts(self, config: Config, report: SweepReport) -> None:
+        """Canaries whose probe never gave a verdict get it now, counted like any other;
+        a canary already reported lost that turns up later only counts as late."""
+        results = [found_verdict(config, c) if c.first_verdict else None for c in report.late]
+        for late, result in zip(report.late, results, strict=True):
+            if result is None:
+                self.metrics.late[late.route] = self.metrics.late.get(late.route, 0) + 1
+        results += [lost_verdict(config, record) for record in report.lost]
+        for result in results:
+            if result is not None:
+                log_result(result)
+                self.on_result(result)
 
     async def reload(self) -> bool:
         async with self._reload_lock:

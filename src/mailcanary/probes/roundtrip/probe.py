@@ -214,6 +214,7 @@ async def _watch_and_clean(
     with ctx.phase("cleanup"):
         if sighting is not None:
             await watcher.select(sighting.folder)
+            store.set_status(token, "seen")  # a kill after the delete is then no false "lost"
             if await watcher.client.uid_delete([sighting.uid]):
                 store.remove(token)
             else:

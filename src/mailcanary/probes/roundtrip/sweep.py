@@ -45,6 +45,9 @@ class LateCanary:
     placement: str  # inbox | spam | other
     folder: str
     delivery_seconds: float | None  # from INTERNALDATE (1 s resolution) when known
+    # True when no probe ever gave this canary a verdict (its probe was cancelled, or the
+    # daemon stopped or died): the sweep's finding *is* its verdict, counted like any other
+    first_verdict: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class SweepReport:
     removed: int = 0  # canaries deleted (late ones included)
     late: list[LateCanary] = field(default_factory=list)
     lost: list[Record] = field(default_factory=list)  # orphans never found: lost, reported once
+    pending_until: float | None = None  # earliest deadline of orphans that may still arrive
     errors: dict[str, str] = field(default_factory=dict)  # account -> what went wrong
 
 
@@ -114,10 +118,11 @@ async def sweep_folder(
         forget.append(token)
         if record.status in ("sending", "in_flight", "lost"):
             delivery = (
-                round(internal.timestamp() - record.accepted, 3)
+                max(0.0, round(internal.timestamp() - record.accepted, 3))
                 if internal is not None and record.accepted is not None else None
             )
-            late.append(LateCanary(record.route, token, placement, folder.name, delivery))
+            late.append(LateCanary(record.route, token, placement, folder.name, delivery,
+                                   first_verdict=record.status != "lost"))
     if doomed and await client.uid_delete(doomed):
         report.removed += len(doomed)
         report.late += late
@@ -189,8 +194,10 @@ async def sweep(config: Config, *, older_than: float = STALE_AFTER) -> SweepRepo
     for record in store.all():
         if record.receiver not in swept or not is_orphan(record, now):
             continue
-        if now <= record.deadline:
-            continue  # it may still arrive; a later sweep decides
+        if now <= record.deadline:  # it may still arrive; a sweep at its deadline decides
+            until = report.pending_until
+            report.pending_until = record.deadline if until is None else min(until, record.deadline)
+            continue
         if record.status == "in_flight":
             store.set_status(record.token, "lost")
             report.lost.append(record)
