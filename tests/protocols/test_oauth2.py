@@ -479,3 +479,57 @@ async def test_exception_text_holds_no_secret(
                    *oauth_server.valid_refresh_tokens()):
         assert all(secret not in text for text in texts)
     assert "invalid_grant" in texts[0] and "AUTHENTICATIONFAILED" in texts[2]
+
+
+# ------------------------------------------------- rotated tokens under systemd (issue 10)
+
+
+def credentials_config(tmp: Path, bed: MailTestBed, server: OAuthServer, client: str) -> Path:
+    """refresh_token_file = "rt", a name systemd resolves in $CREDENTIALS_DIRECTORY."""
+    server.add_client(client, SECRET, rotate=True, expires_in=1)
+    creds = tmp / "creds"
+    creds.mkdir()
+    secret_file(creds, "rt", server.grant(client, "alice"))
+    return oauth_config(tmp, bed, server.url + "/token", client,
+                        extra={"refresh_token_file": "rt"}, protocols=("imap",))
+
+
+async def test_rotated_token_goes_back_to_the_credentials_directory(
+    tmp_path: Path, oauth_bed: MailTestBed, oauth_server: OAuthServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cfg = credentials_config(tmp_path, oauth_bed, oauth_server, "rot-creds")
+    original = (tmp_path / "creds" / "rt").read_text().strip()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    monkeypatch.chdir(work)
+    assert (await probe("imap", cfg)).ok
+    rotated = (tmp_path / "creds" / "rt").read_text().strip()
+    assert rotated != original and rotated in oauth_server.valid_refresh_tokens()
+    assert not (work / "rt").exists()  # never the unresolved relative name
+
+
+async def test_read_only_credentials_keep_rotated_token_in_state_dir(
+    tmp_path: Path, oauth_bed: MailTestBed, oauth_server: OAuthServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As under systemd: $CREDENTIALS_DIRECTORY is read-only (a read-only bind mount in a
+    mount namespace, which holds for root too); two `check` processes in a row."""
+    cfg = credentials_config(tmp_path, oauth_bed, oauth_server, "rot-ro")
+    creds = tmp_path / "creds"
+    original = (creds / "rt").read_text().strip()
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    read_only = ("unshare", "-m", "sh", "-c",
+                 f'mount --bind "{creds}" "{creds}" && '
+                 f'mount -o remount,bind,ro "{creds}" && exec "$@"', "sh")
+    for run in range(2):
+        code, rows, output = await check_json(cfg, prefix=read_only)
+        assert code == 0 and rows[0]["ok"], (run, output)
+        await asyncio.sleep(1.1)  # the access token expires: the next run must refresh
+    assert (creds / "rt").read_text().strip() == original  # untouched
+    kept = json.loads((tmp_path / "state" / "oauth2" / "acc.json").read_text())
+    assert kept["refresh_token"] in oauth_server.valid_refresh_tokens()
+    assert original not in oauth_server.valid_refresh_tokens()
+    assert stat.S_IMODE((tmp_path / "state" / "oauth2" / "acc.json").stat().st_mode) == 0o600
+    assert kept["refresh_token"] not in output and original not in output

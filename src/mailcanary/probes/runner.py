@@ -16,6 +16,7 @@ from mailcanary.config import Config
 from mailcanary.diagnosis import Failure, classify, failure
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.doctor import consult
+from mailcanary.protocols.oauth2.rotated import use_state_dir
 from mailcanary.result import ProbeContext, ProbeResult
 
 log = structlog.get_logger("mailcanary.probe")
@@ -29,6 +30,7 @@ async def run_probe(
     registry: dict[str, ProbeKind] | None = None,
 ) -> ProbeResult:
     probe = (registry or PROBES)[kind]
+    use_state_dir(config.daemon.state_dir)  # where rotated OAuth2 refresh tokens may go
     ctx = ProbeContext(probe=kind, target=target)
     start = time.perf_counter()
     fail: Failure | None = None

@@ -18,8 +18,15 @@ import httpx
 import structlog
 
 from mailcanary.config import AccountConfig, OAuth2Config
-from mailcanary.credentials import Secret, read_secret_env, read_secret_file
+from mailcanary.credentials import (
+    CredentialError,
+    Secret,
+    read_secret_env,
+    read_secret_file,
+    resolve_secret_path,
+)
 from mailcanary.diagnosis import OAuthTokenError, TokenEndpointTimeout
+from mailcanary.protocols.oauth2 import rotated as kept_tokens
 from mailcanary.protocols.oauth2.secretfile import writable, write_secret_file
 from mailcanary.protocols.transport import tls_context
 from mailcanary.result import ProbeContext
@@ -130,16 +137,21 @@ class TokenSource:
         if self.token is not None and self.token.value == value:
             self.token = None
 
-    def _refresh_token(self) -> Secret | None:
+    def _configured_refresh_token(self) -> Secret:
         cfg = self.cfg
-        if cfg.grant != "refresh_token":
-            return None
-        if self.rotated is not None:
-            return self.rotated
         if cfg.refresh_token_file is not None:
             return read_secret_file(cfg.refresh_token_file, "oauth2.refresh_token_file")
         assert cfg.refresh_token_env is not None
         return read_secret_env(cfg.refresh_token_env, "oauth2.refresh_token_env")
+
+    def _refresh_token(self) -> Secret | None:
+        """A rotated token first (memory, then state_dir), else the configured one."""
+        if self.cfg.grant != "refresh_token":
+            return None
+        if self.rotated is not None:
+            return self.rotated
+        configured = self._configured_refresh_token()
+        return kept_tokens.kept(self.account, configured) or configured
 
     async def fetch(self, ctx: ProbeContext, http_timeout: float) -> Secret:
         """Ask the token endpoint for a new access token (the caller holds the lock)."""
@@ -177,6 +189,8 @@ class TokenSource:
     def _keep_rotated(self, new: Secret) -> None:
         """The endpoint rotated the refresh token: the old one may stop working soon."""
         path = self.cfg.refresh_token_file
+        if path is not None:
+            path = resolve_secret_path(path)  # where it was read ($CREDENTIALS_DIRECTORY)
         if path is not None and writable(path):
             try:
                 write_secret_file(path, new.reveal())
@@ -188,6 +202,21 @@ class TokenSource:
                 log.info("refresh_token_rotated", account=self.account, file=str(path))
                 return
         self.rotated = new
+        try:
+            configured = self._configured_refresh_token()
+        except CredentialError:
+            configured = None
+        try:
+            kept_in = kept_tokens.keep(self.account, new, configured)
+        except OSError as exc:
+            kept_in = None
+            log.warning("refresh_token_not_saved", account=self.account,
+                        error=exc.strerror or type(exc).__name__)
+        if kept_in is not None:
+            log.info("refresh_token_rotated", account=self.account, file=str(kept_in),
+                     note=f"{path or 'the configured token'} is read-only: the new token is "
+                     "kept in state_dir and read from there first")
+            return
         log.warning(
             "refresh_token_not_saved", account=self.account,
             file=str(path) if path else None,

@@ -1,0 +1,61 @@
+"""Where a rotated refresh token goes when its configured file cannot take it.
+
+Under systemd the token comes from ``$CREDENTIALS_DIRECTORY`` (read-only by design). A
+rotated token is then kept in ``<state_dir>/oauth2/<account>.json`` (0600, atomic) and read
+from there first next time, as long as the configured token is still the one it replaced:
+when an admin puts a new token into the configured place (`mailcanary oauth2 authorize`),
+that one wins and the kept copy is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+
+from mailcanary.credentials import Secret
+from mailcanary.protocols.oauth2.secretfile import write_secret_file
+
+_STATE_DIR: list[Path] = []  # set once per process by the runner (the config's state_dir)
+
+
+def use_state_dir(path: Path) -> None:
+    _STATE_DIR[:] = [path]
+
+
+def _path(account: str) -> Path | None:
+    return _STATE_DIR[0] / "oauth2" / f"{account}.json" if _STATE_DIR else None
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def keep(account: str, new: Secret, configured: Secret | None) -> Path | None:
+    """Store `new` in state_dir; the path, or None when there is no usable state_dir."""
+    path = _path(account)
+    if path is None:
+        return None
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    doc = {"refresh_token": new.reveal(),
+           "replaces_sha256": _digest(configured.reveal()) if configured else None}
+    write_secret_file(path, json.dumps(doc), mode=0o600)
+    return path
+
+
+def kept(account: str, configured: Secret | None) -> Secret | None:
+    """The kept rotated token, unless the configured one changed since it was kept."""
+    path = _path(account)
+    if path is None:
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        token, replaces = doc["refresh_token"], doc.get("replaces_sha256")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if configured is not None and replaces != _digest(configured.reveal()):
+        with contextlib.suppress(OSError):
+            path.unlink()  # re-authorized: the configured token is newer
+        return None
+    return Secret(str(token)) if token else None
