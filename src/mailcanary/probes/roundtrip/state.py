@@ -13,11 +13,15 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from mailcanary.diagnosis import StateError
+
+log = structlog.get_logger("mailcanary.roundtrip.state")
 
 DB_NAME = "roundtrip.sqlite3"
 INSTALLATION_FILE = "installation-id"
@@ -95,8 +99,15 @@ class CanaryStore:
             ) from None
         self.installation = installation_id(self.state_dir)
         self.path = self.state_dir / DB_NAME
-        with self._db() as db:
-            db.execute(_SCHEMA)
+        try:
+            with self._db() as db:
+                db.execute(_SCHEMA)
+        except StateError as exc:
+            if not _corrupt(self.path):
+                raise
+            _move_aside(self.path, exc)
+            with self._db() as db:
+                db.execute(_SCHEMA)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -151,6 +162,27 @@ class CanaryStore:
                 (now - RETENTION,),
             )
         return cur.rowcount
+
+
+def _corrupt(path: Path) -> bool:
+    """Not an SQLite database at all (a disk fault, a stray write), as opposed to a
+    database that is merely locked or unreadable."""
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return "not a database" in str(exc) or "malformed" in str(exc)
+    return False
+
+
+def _move_aside(path: Path, exc: Exception) -> None:
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    for suffix in ("-wal", "-shm"):
+        with suppress(OSError):
+            path.with_name(path.name + suffix).unlink()
+    path.replace(aside)
+    log.error("state_file_corrupt", path=str(path), moved_to=str(aside), error=str(exc),
+              note="moved aside; in-flight canaries it held will be swept as unknown")
 
 
 def is_orphan(record: Record, now: float | None = None) -> bool:

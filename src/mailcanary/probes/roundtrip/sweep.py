@@ -24,7 +24,7 @@ from mailcanary.probes.roundtrip.canary import (
     TOKEN_HEADER,
     parse_headers,
 )
-from mailcanary.probes.roundtrip.state import CanaryStore, Record, is_orphan
+from mailcanary.probes.roundtrip.state import ORPHAN_GRACE, CanaryStore, Record, is_orphan
 from mailcanary.protocols.imap import ImapClient, imap_client_for
 from mailcanary.protocols.mailboxes import Folder, junk_folders
 from mailcanary.protocols.signin import imap_login
@@ -191,7 +191,13 @@ async def sweep(config: Config, *, older_than: float = STALE_AFTER) -> SweepRepo
 
     await asyncio.gather(*(one(name) for name in receivers))
     now = time.time()
+    routes = {r.route_name for r in config.routes}
     for record in store.all():
+        if record.route not in routes and record.receiver not in receivers and (
+            now > record.deadline + ORPHAN_GRACE
+        ):
+            store.remove(record.token)  # its route and receiver left the config
+            continue
         if record.receiver not in swept or not is_orphan(record, now):
             continue
         if now <= record.deadline:  # it may still arrive; a sweep at its deadline decides

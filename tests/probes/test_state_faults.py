@@ -1,0 +1,40 @@
+"""The in-flight canary database under faults: a corrupt file is moved aside (error log
+naming it) and a new one used; records of a route and receiver removed from the config are
+cleaned once their deadline has long passed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from mailcanary.config import load_config
+from mailcanary.probes.roundtrip.state import DB_NAME, ORPHAN_GRACE, CanaryStore
+from mailcanary.probes.roundtrip.sweep import sweep
+from tests.helpers.faults import closed_port
+from tests.helpers.support import account, endpoint, password_file, write_config
+
+
+def test_corrupt_database_is_moved_aside(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / DB_NAME).write_bytes(b"this is not sqlite at all " * 100)
+    with capture_logs() as logs:
+        store = CanaryStore(state)
+    store.add("tok", "r", "bob", 60)
+    assert [r.token for r in store.all()] == ["tok"]
+    [event] = [e for e in logs if e["event"] == "state_file_corrupt"]
+    assert event["log_level"] == "error" and event["path"] == str(state / DB_NAME)
+    assert len(list(state.glob(f"{DB_NAME}.corrupt-*"))) == 1
+
+
+async def test_records_of_removed_receivers_are_cleaned(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, account(
+        "alice", imap=endpoint("127.0.0.1", closed_port()), password_file=password_file(tmp_path)))
+    config = load_config(cfg)
+    store = CanaryStore(config.daemon.state_dir)
+    store.add("old", "gone-route", "gone", -(ORPHAN_GRACE + 10))
+    store.add("recent", "gone-route", "gone", 600)
+    report = await sweep(config)
+    assert [r.token for r in store.all()] == ["recent"]  # its deadline has not passed yet
+    assert not report.errors
