@@ -104,3 +104,14 @@ async def test_capabilities_are_read_again_after_login(tmp_path: Path) -> None:
         finally:
             client.close()
     assert [line.split(" ", 1)[1] for line in script.received].count("CAPABILITY") == 2
+
+
+async def test_tagged_line_ending_in_literal_marker_does_not_desync(tmp_path: Path) -> None:
+    """`A1 OK done {40}` is a complete tagged reply, not the start of a 40-byte literal
+    (which would swallow the next command's reply and hang the probe)."""
+    script = Script("imap", login_reply="OK logged in {40}")
+    async with fake_server(script) as port:
+        cfg = write_config(tmp_path, account(
+            "acc", imap=endpoint("127.0.0.1", port), password_file=password_file(tmp_path)))
+        code, rows, output, _ = await check_measured(cfg)
+    assert code == 0 and rows[0]["ok"], output
