@@ -37,6 +37,8 @@ def accounts_of(config: Config, kind: str, target: str) -> list[AccountConfig]:
     if kind == "roundtrip":
         route = config.route(target)
         return [config.account(route.from_), config.account(route.to)]
+    if kind == "inbound":
+        return [config.account(config.inbound_watch(target).account)]
     names = {a.name for a in config.accounts}
     return [config.account(target)] if target in names else []
 
