@@ -26,6 +26,7 @@ from tests.helpers.daemon_support import (
     running_daemon,
     value,
 )
+from tests.helpers.receivers import receiver
 from tests.probes.test_roundtrip import canaries_left
 
 pytestmark = pytest.mark.testbed
@@ -67,7 +68,8 @@ def in_flight(state: Path) -> list[tuple[str, str]]:
         return []
 
 
-def config_for(testbed: MailTestBed, tmp_path: Path, port: int, deadline: str) -> Path:
+def config_for(testbed: MailTestBed, tmp_path: Path, port: int, deadline: str,
+               sinks: str = "") -> Path:
     secrets = tmp_path / "secrets"
     secrets.mkdir(exist_ok=True)
     route = ('[[routes]]\nname = "a2b"\nfrom = "alice"\nto = "bob"\ninterval = "1h"\n'
@@ -75,7 +77,7 @@ def config_for(testbed: MailTestBed, tmp_path: Path, port: int, deadline: str) -
     return daemon_config(
         tmp_path, port,
         bed_account(testbed, "alice", "alice", secrets, interval="1h", imap=False),
-        bed_account(testbed, "bob", "bob", secrets, interval="1h", smtp=False), route)
+        bed_account(testbed, "bob", "bob", secrets, interval="1h", smtp=False), route, sinks)
 
 
 async def submit_then_stop(daemon: RunningDaemon, state: Path, how: str) -> None:
@@ -133,17 +135,21 @@ async def test_held_canary_lost_at_its_deadline_after_kill(
 ) -> None:
     before = canaries_left(testbed, "bob")
     port = free_port()
-    config = config_for(testbed, tmp_path, port, deadline="8s")
-    state = tmp_path / "state"
-    async with running_daemon(config, port) as daemon:
-        await submit_then_stop(daemon, state, "kill -9")
-        started = time.time()
-    async with running_daemon(config, port) as daemon:
-        async def counted() -> bool:
-            return await canaries(daemon, "missing") >= 1
-        await daemon.wait_for(counted, 30, "the lost verdict")
-        metrics = await daemon.metrics()
-        await daemon.stop()
+    async with receiver() as hook:
+        sink = f'[[alerts]]\nkind = "webhook"\nurl = "{hook.url}/hook"\nafter = 1\n'
+        config = config_for(testbed, tmp_path, port, deadline="8s", sinks=sink)
+        state = tmp_path / "state"
+        async with running_daemon(config, port) as daemon:
+            await submit_then_stop(daemon, state, "kill -9")
+            started = time.time()
+        async with running_daemon(config, port) as daemon:
+            async def counted() -> bool:
+                return await canaries(daemon, "missing") >= 1 and bool(hook.bodies("/hook"))
+            await daemon.wait_for(counted, 30, "the lost verdict and its alert")
+            metrics = await daemon.metrics()
+            await daemon.stop()
+    [alert] = hook.bodies("/hook")  # a result like any other: it alerts
+    assert (alert["status"], alert["target"], alert["reason"]) == ("firing", "a2b", "lost")
     assert time.time() - started >= 8  # not before the original deadline
     assert value(metrics, "mailcanary_probe_success", probe="roundtrip", target="a2b") == 0.0
     assert value(metrics, "mailcanary_probe_failures_total", probe="roundtrip", target="a2b",
