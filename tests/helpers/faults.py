@@ -38,6 +38,7 @@ class Script:
     flood: str | None = None
     # IMAP: the capabilities after login, sent only in reply to CAPABILITY (as Exchange does).
     caps_after_login: str | None = None
+    folders: tuple[str, ...] = ("INBOX",)  # IMAP: what LIST answers
     received: list[str] = field(default_factory=list)
     connections: int = 0  # accepted so far
 
@@ -101,6 +102,10 @@ async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
             writer.write(f"{tag} {reply}\r\n".encode())
             if script.caps_after_login is not None and reply.startswith("OK"):
                 caps = script.caps_after_login
+        elif cmd == "LIST":
+            listed = "".join(f'* LIST (\\HasNoChildren) "/" "{name}"\r\n'
+                             for name in script.folders)
+            writer.write(f"{listed}{tag} OK LIST done\r\n".encode())
         elif cmd in ("SELECT", "EXAMINE"):
             writer.write(f"* 0 EXISTS\r\n{tag} OK [READ-ONLY] done\r\n".encode())
         elif cmd == "LOGOUT":

@@ -115,3 +115,22 @@ async def test_tagged_line_ending_in_literal_marker_does_not_desync(tmp_path: Pa
             "acc", imap=endpoint("127.0.0.1", port), password_file=password_file(tmp_path)))
         code, rows, output, _ = await check_measured(cfg)
     assert code == 0 and rows[0]["ok"], output
+
+
+async def test_only_the_leading_untagged_marker_is_removed(tmp_path: Path) -> None:
+    """aioimaplib removes "* " anywhere in a line: a folder named "Kunden * Archiv" would
+    lose its star and be looked up under a name that does not exist."""
+    script = Script("imap", folders=("INBOX", "Kunden * Archiv"))
+    async with fake_server(script) as port:
+        cfg = write_config(tmp_path, account(
+            "acc", imap=endpoint("127.0.0.1", port), password_file=password_file(tmp_path)))
+        acc = load_config(cfg).account("acc")
+        assert acc.imap is not None
+        client = ImapClient(ProbeContext("imap", "acc"), acc.imap, None)
+        try:
+            await client.connect()
+            await client.login("acc", Secret(PASSWORD))
+            names = [f.name for f in await client.list_folders()]
+        finally:
+            client.close()
+    assert names == ["INBOX", "Kunden * Archiv"]
