@@ -115,22 +115,29 @@ async def test_corrupt_alert_state_is_moved_aside(tmp_path: Path) -> None:
     assert json.loads((state / "alerts.json").read_text())["version"] == 1
 
 
-async def test_alertmanager_ends_at_covers_the_probe_duration(tmp_path: Path) -> None:
+async def test_alertmanager_ends_at_and_resolution_after_restart(tmp_path: Path) -> None:
     """A probe that may take 30 s (its timeout) runs every 1 s: the alert must outlive three
-    such runs, not three intervals plus the default timeout."""
+    such runs, not three intervals plus the default timeout. After a restart, the recovered
+    target's alert is resolved in the real Alertmanager at once (not at its endsAt)."""
     port = free_port()
-    async with alertmanager(tmp_path) as am_url, fake_server(
-        Script("imap", login_reply=DOWN)
-    ) as p1:
+    script = Script("imap", login_reply=DOWN)
+    async with alertmanager(tmp_path) as am_url, fake_server(script) as p1:
         sinks = f'[[alerts]]\nkind = "alertmanager"\nurl = "{am_url}"\nafter = 1\n'
         account = named(p1, "flaky").replace('timeout = "3s"', 'timeout = "30s"')
         config = daemon_config(tmp_path, port, account, sinks, interval="1s")
-        async with running_daemon(config, port) as daemon, httpx.AsyncClient() as client:
+        async with httpx.AsyncClient() as client:
             async def active() -> list[dict[str, Any]]:
                 found: list[dict[str, Any]] = (await client.get(f"{am_url}/api/v2/alerts")).json()
                 return [a for a in found if a["status"]["state"] == "active"]
-            [alert] = await daemon.wait_for(active, 20, "the alert in Alertmanager")
-            await daemon.stop()
+            async with running_daemon(config, port) as daemon:
+                [alert] = await daemon.wait_for(active, 20, "the alert in Alertmanager")
+                await daemon.stop()
+            script.login_reply = "OK"
+            async with running_daemon(config, port) as daemon:
+                async def gone() -> bool:
+                    return not await active()
+                await daemon.wait_for(gone, 20, "the alert resolved after the restart")
+                await daemon.stop()
     ends = dt.datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00"))
     updated = dt.datetime.fromisoformat(alert["updatedAt"].replace("Z", "+00:00"))
     assert (ends - updated).total_seconds() > 3 * 30
