@@ -34,7 +34,8 @@ class Script:
     # Hostile servers: "lower" answers every command with its tag lowercased; "wrong_on_login"
     # answers LOGIN with a tag that no command carries.
     tags: str = "same"
-    # An endless stream of this line: IMAP, in reply to CAPABILITY; SMTP, as the greeting.
+    # An endless stream of this line: IMAP, in reply to CAPABILITY; SMTP, as the greeting;
+    # POP3, as CAPA's multi-line answer.
     flood: str | None = None
     # IMAP: the capabilities after login, sent only in reply to CAPABILITY (as Exchange does).
     caps_after_login: str | None = None
@@ -198,6 +199,9 @@ async def _pop3(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
         text = line.decode(errors="replace").rstrip("\r\n")
         script.received.append(text)
         cmd = text.split(" ", 1)[0].upper()
+        if cmd == "CAPA" and script.flood is not None:
+            writer.write(b"+OK\r\n")
+            await _flood(writer, script.flood)
         if cmd == "CAPA" and script.capa is not None:
             lines = [*script.capa, *(["STLS"] if tls_offered else [])]
             writer.write(("+OK\r\n" + "".join(f"{ln}\r\n" for ln in lines) + ".\r\n").encode())

@@ -30,6 +30,8 @@ HOSTILE = {
     "imap-endless-untagged": ("imap", None, "* OK still talking " + "t" * 1000),
     "imap-endless-fetch": ("imap", None, "* 1 FETCH (FLAGS (\\Seen) X-NOTE " + "f" * 1000 + ")"),
     "smtp-endless-220-": ("smtp", None, "220-still greeting"),
+    "pop3-20MB-greeting": ("pop3", "+OK ", None),
+    "pop3-endless-capa": ("pop3", None, "X-STILL-LISTING " + "c" * 200),
 }
 
 
@@ -42,7 +44,8 @@ async def test_hostile_server_is_a_bounded_failure(tmp_path: Path, case: str) ->
         ep = endpoint("127.0.0.1", port)
         cfg = write_config(tmp_path, account(
             "acc", password_file=password_file(tmp_path), timeout="10s",
-            imap=ep if proto == "imap" else None, smtp=ep if proto == "smtp" else None))
+            imap=ep if proto == "imap" else None, smtp=ep if proto == "smtp" else None,
+            pop3=ep if proto == "pop3" else None))
         start = time.monotonic()
         code, rows, output, peak_mb = await check_measured(cfg, "--transcript")
     assert code == 1, output[-2000:]
