@@ -4,8 +4,10 @@ cleaned once their deadline has long passed."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from mailcanary.config import load_config
@@ -13,6 +15,7 @@ from mailcanary.probes.roundtrip.state import DB_NAME, ORPHAN_GRACE, CanaryStore
 from mailcanary.probes.roundtrip.sweep import sweep
 from tests.helpers.faults import closed_port
 from tests.helpers.support import account, endpoint, password_file, write_config
+from tests.probes.test_roundtrip import MakeConfig, route, run_route
 
 
 def test_corrupt_database_is_moved_aside(tmp_path: Path) -> None:
@@ -38,3 +41,23 @@ async def test_records_of_removed_receivers_are_cleaned(tmp_path: Path) -> None:
     report = await sweep(config)
     assert [r.token for r in store.all()] == ["recent"]  # its deadline has not passed yet
     assert not report.errors
+
+
+async def test_kill_between_delete_and_record_removal_is_no_false_lost(
+    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies right after the canary was deleted, before its record is removed:
+    the next sweep must not report a lost canary (it was delivered and cleaned up)."""
+    config = load_config(make_config(route("a2b", "alice", "bob", deadline="2s")))
+    real_remove = CanaryStore.remove
+
+    def die(self: CanaryStore, token: str) -> None:
+        raise asyncio.CancelledError  # the kill: nothing after this line runs
+
+    monkeypatch.setattr(CanaryStore, "remove", die)
+    with pytest.raises(asyncio.CancelledError):
+        await run_route(config, "a2b")
+    monkeypatch.setattr(CanaryStore, "remove", real_remove)
+    await asyncio.sleep(2.5)  # past the canary's deadline
+    report = await sweep(config)
+    assert report.lost == [] and report.late == [], report
