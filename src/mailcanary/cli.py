@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mailcanary import __version__
 from mailcanary.config import Config, ConfigError, load_config, warnings_for
+from mailcanary.daemon import shards
 from mailcanary.daemon.app import run_daemon
 from mailcanary.logsetup import configure_logging
 from mailcanary.output import json_lines, table
 from mailcanary.probes.runner import run_probe
 from mailcanary.probes.selection import SelectionError, select_probes
 from mailcanary.protocols.oauth2 import authorize as oauth2_authorize
+from mailcanary.protocols.smtp import set_helo_name
 from mailcanary.result import ProbeResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -48,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the daemon: scheduled probes, /metrics, /healthz, alerts")
     run.add_argument("--config", required=True, metavar="FILE")
+    run.add_argument("--shard", default=None, metavar="K/N",
+                     help="run only shard K of N (Prometheus hashmod of the target name); "
+                     "default: $MAILCANARY_SHARD, else everything")
 
     validate = sub.add_parser("validate", help="load and validate the config only")
     validate.add_argument("--config", required=True, metavar="FILE")
@@ -77,6 +83,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     except SelectionError as exc:
         print(f"mailcanary: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    set_helo_name(config.daemon.helo_name)
     results = asyncio.run(run_check(config, probes))
     render = json_lines if args.json else table
     sys.stdout.write(render(results, transcript=args.transcript))
@@ -97,10 +104,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    spec, source = args.shard, "--shard"
+    if spec is None and os.environ.get(shards.ENV):
+        spec, source = os.environ[shards.ENV], shards.ENV
+    shard = None
+    if spec is not None:
+        try:
+            shard = shards.parse_shard(spec, source=source)
+        except shards.ShardSpecError as exc:
+            print(f"mailcanary: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
-    return asyncio.run(run_daemon(Path(args.config), config))
+    return asyncio.run(run_daemon(Path(args.config), config, shard))
 
 
 COMMANDS = {

@@ -73,9 +73,12 @@ class Transcript:
     redact: Redactor
     lines: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    enabled: bool = True  # the daemon's scheduled probes keep none: nobody reads them
 
     def note(self, direction: str, text: str) -> None:
         """direction: "C" (client), "S" (server) or "*" (what the prober did)."""
+        if not self.enabled:
+            return
         elapsed = time.monotonic() - self.started
         for raw in text.splitlines() or [""]:
             if len(self.lines) >= TRANSCRIPT_LINES:
@@ -98,10 +101,11 @@ class ProbeContext:
     tls: TLSInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     where: Where | None = None  # the endpoint, for hints ("nothing listens on HOST:PORT")
+    keep_transcript: bool = True
     transcript: Transcript = field(init=False)
 
     def __post_init__(self) -> None:
-        self.transcript = Transcript(self.redact)
+        self.transcript = Transcript(self.redact, enabled=self.keep_transcript)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:

@@ -3,6 +3,7 @@ dashboard must parse and return data."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import shutil
@@ -125,3 +126,70 @@ async def dashboard_data(config: Path, port: int, tmp_path: Path) -> None:
         assert code == 0
     print("empty dashboard queries:", empty)
     assert not empty, empty
+
+
+SCALING = Path(__file__).resolve().parents[2] / "docs" / "scaling.md"
+
+
+def documented_scrape_config(names: list[str], port: int) -> str:
+    """The /probe scrape config of docs/scaling.md, pointed at three daemons on loopback:
+    shard K listens on 127.0.K.1 (the pod name mailcanary-K.mailcanary)."""
+    text = SCALING.read_text().split("<!-- scrape-config:", 1)[1]
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "action: hashmod" in block and "modulus: 3" in block
+    return (
+        block.replace("targets: [alice, bob]", f"targets: [{', '.join(names)}]")
+        .replace("mailcanary-${1}.mailcanary:9782", f"127.0.${{1}}.1:{port}")
+        .replace("scrape_interval: 60s", "scrape_interval: 1s")
+        .replace("scrape_timeout: 50s", "scrape_timeout: 1s")
+    )
+
+
+async def test_prometheus_scrapes_probe_through_hashmod_shards(
+    testbed: MailTestBed, tmp_path: Path
+) -> None:
+    """Three `--shard K/3` daemons and a real Prometheus loaded with the documented scrape
+    config: hashmod sends every target to the daemon that owns it (another would answer
+    400 and the scrape would fail), and probe_success is stored for every target."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("Debian's prometheus is not installed")
+    port = free_port()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    names = [f"acct{i}" for i in range(9)]
+    accounts = [bed_account(testbed, n, "alice", secrets, smtp=False) for n in names]
+    async with contextlib.AsyncExitStack() as stack:
+        for k in range(3):
+            folder = tmp_path / f"shard{k}"
+            folder.mkdir()
+            config = daemon_config(folder, port, *accounts)
+            config.write_text(config.read_text().replace("127.0.0.1:", f"127.0.{k}.1:", 1))
+            daemon = await stack.enter_async_context(
+                running_daemon(config, port, args=["--shard", f"{k}/3"], wait_ready=False)
+            )
+            daemon.port = port
+        conf = tmp_path / "prometheus.yml"
+        conf.write_text("global:\n  scrape_interval: 1s\n"
+                        + documented_scrape_config(names, port))
+        prom_port = free_port()
+        url = await stack.enter_async_context(ready_service(
+            [binary, f"--config.file={conf}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{prom_port}"],
+            tmp_path / "prometheus.log", prom_port, tries=150,
+        ))
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+
+        async def stored() -> dict[str, float]:
+            response = await client.get(f"{url}/api/v1/query",
+                                        params={"query": "probe_success"})
+            result = response.json()["data"]["result"]
+            return {r["metric"]["target"]: float(r["value"][1]) for r in result}
+
+        deadline = asyncio.get_running_loop().time() + 40
+        while set(got := await stored()) != set(names):
+            assert asyncio.get_running_loop().time() < deadline, got
+            await asyncio.sleep(0.5)
+        assert got == dict.fromkeys(names, 1.0), got
+        up = (await client.get(f"{url}/api/v1/query", params={"query": "up == 0"})).json()
+        assert up["data"]["result"] == [], up

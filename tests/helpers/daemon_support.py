@@ -165,15 +165,18 @@ async def wait_exit(proc: subprocess.Popen[bytes], within: float) -> int:
     return proc.returncode
 
 
-def spawn_daemon(config: Path, log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start `mailcanary run`, its log (stderr) to `log_path`."""
+def spawn_daemon(
+    config: Path, log_path: Path, env: dict[str, str], args: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `mailcanary run` (plus `args`), its log (stderr) to `log_path`."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = SRC + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.pop("NOTIFY_SOCKET", None)
+    full_env.pop("MAILCANARY_SHARD", None)
     full_env.update(env)
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "mailcanary", "run", "--config", str(config)],
+            [sys.executable, "-m", "mailcanary", "run", "--config", str(config), *(args or [])],
             stdout=log, stderr=subprocess.STDOUT, env=full_env, stdin=subprocess.DEVNULL,
         )
 
@@ -192,9 +195,10 @@ async def promtool_check(scrape: str) -> tuple[int, str]:
 @contextlib.asynccontextmanager
 async def running_daemon(
     config: Path, port: int, *, env: dict[str, str] | None = None, wait_ready: bool = True,
+    args: list[str] | None = None,
 ) -> AsyncIterator[RunningDaemon]:
     log_path = config.parent / "daemon.log"
-    proc = spawn_daemon(config, log_path, env or {})
+    proc = spawn_daemon(config, log_path, env or {}, args)
     daemon = RunningDaemon(proc, port, log_path, config)
     try:
         if wait_ready:

@@ -7,6 +7,7 @@ silently ignored.
 from __future__ import annotations
 
 import ipaddress
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -28,6 +29,9 @@ from mailcanary.config.types import Duration, Name, StrictModel
 class DaemonConfig(StrictModel):
     listen: str = "127.0.0.1:9782"
     state_dir: Path = Path("/var/lib/mailcanary")
+    max_concurrent_probes: int = Field(default=64, ge=1, le=100000)
+    max_connections_per_server: int = Field(default=4, ge=1, le=10000)
+    helo_name: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9.\[\]:_-]+$")
 
     @field_validator("listen")
     @classmethod
@@ -67,6 +71,7 @@ class Endpoint(StrictModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Security | None = None
     allow_insecure_auth: bool = False
+    max_connections: int | None = Field(default=None, ge=1, le=10000)
 
 
 class ImapEndpoint(Endpoint):
@@ -337,17 +342,20 @@ class Config(BaseSettings):
         # The environment wins over the file, as systemd's EnvironmentFile= users expect.
         return (env_settings, init_settings)
 
+    @cached_property
+    def accounts_by_name(self) -> dict[str, AccountConfig]:
+        """Looked up per probe: a dict, not a scan of 10,000 accounts (frozen: safe)."""
+        return {account.name: account for account in self.accounts}
+
+    @cached_property
+    def routes_by_name(self) -> dict[str, RouteConfig]:
+        return {route.route_name: route for route in self.routes}
+
     def account(self, name: str) -> AccountConfig:
-        for account in self.accounts:
-            if account.name == name:
-                return account
-        raise KeyError(name)
+        return self.accounts_by_name[name]
 
     def route(self, name: str) -> RouteConfig:
-        for route in self.routes:
-            if route.route_name == name:
-                return route
-        raise KeyError(name)
+        return self.routes_by_name[name]
 
     def inbound_watch(self, name: str) -> InboundConfig:
         for watch in self.inbound:

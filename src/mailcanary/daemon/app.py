@@ -26,15 +26,18 @@ from mailcanary import __version__
 from mailcanary.config import Config, ConfigError, load_config, warnings_for
 from mailcanary.daemon.alerts import AlertEngine
 from mailcanary.daemon.backoff import BackoffStore
-from mailcanary.daemon.metrics import MetricsCollector, MetricsState
+from mailcanary.daemon.metrics import MetricsCollector, MetricsState, phases_for
+from mailcanary.daemon.probe_endpoint import ProbeEndpoint
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
 from mailcanary.daemon.sdnotify import Notifier
+from mailcanary.daemon.shards import Shard
 from mailcanary.daemon.statefile import StateDirError, check_state_dir
-from mailcanary.daemon.web import WebServer
+from mailcanary.daemon.web import CachedExposition, WebServer
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.roundtrip.sweep import SweepReport, sweep
 from mailcanary.probes.roundtrip.verdict import found_verdict, lost_verdict
 from mailcanary.probes.runner import log_result
+from mailcanary.protocols.smtp import set_helo_name
 from mailcanary.result import ProbeResult
 
 log = structlog.get_logger("mailcanary.daemon")
@@ -52,6 +55,7 @@ class Daemon:
         *,
         registry: dict[str, ProbeKind] | None = None,
         notifier: Notifier | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
@@ -62,9 +66,14 @@ class Daemon:
         self.prom.register(MetricsCollector(self.metrics))
         for extra in (ProcessCollector, PlatformCollector, GCCollector):
             extra(registry=self.prom)
-        self.web = WebServer(self.prom, self.health)
-        self.scheduler = ProbeScheduler(config, self.on_result, registry=self.registry)
-        self.scheduler.on_backoff = self._set_backoff
+        self.scheduler = ProbeScheduler(config, self.on_result, registry=self.registry,
+                                        shard=shard)
+        hooks = self.scheduler.hooks
+        hooks.backoff, hooks.skip, hooks.lag = (
+            self._set_backoff, self.metrics.count_skip, self.metrics.observe_lag,
+        )
+        self.exposition = CachedExposition(self.metrics, self.prom)
+        self.web = WebServer(self.exposition, self.health, ProbeEndpoint(self.scheduler).answer)
         self.backoffs: BackoffStore | None = None
         self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
         self.stop_requested = asyncio.Event()
@@ -82,7 +91,7 @@ class Daemon:
         if series is not None:
             series.backoff = factor
         job_id = f"{kind}:{target}"
-        exponent = self.scheduler.backoff.get(job_id, 0)
+        exponent = self.scheduler.backoff.get(kind, target)
         if self.backoffs is not None and (exponent or job_id in self.backoffs.jobs):
             creds = self.backoffs.credentials(self.config, kind, target)
             next_due = time.time() + self.scheduler.effective_interval(kind, target)
@@ -97,11 +106,11 @@ class Daemon:
             if saved is not None:
                 self.scheduler.restore_backoff(spec.job_id, saved.exponent,
                                                saved.next_due - time.time())
-            elif self.scheduler.backoff.get(spec.job_id):  # new credentials: probe now
+            elif self.scheduler.backoff.get(spec.kind, spec.target):  # new credentials: now
                 self.scheduler.restore_backoff(spec.job_id, 0, 0.0)
             series = self.metrics.targets.get((spec.kind, spec.target))
             if series is not None:
-                series.backoff = float(self.scheduler.factor(spec.job_id))
+                series.backoff = float(self.scheduler.backoff.factor(spec.kind, spec.target))
 
     def _alert_ttl(self, kind: str, target: str) -> float:
         """Alertmanager's endsAt: three missed runs, each as long as the probe may take
@@ -115,7 +124,8 @@ class Daemon:
 
     def _add_series(self, specs: list[JobSpec]) -> None:
         for spec in specs:
-            self.metrics.ensure(spec.kind, spec.target, self.registry[spec.kind].reasons)
+            self.metrics.ensure(spec.kind, spec.target, self.registry[spec.kind].reasons,
+                                phases_for(self.config, spec.kind, spec.target))
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         healthy = self.scheduler.is_running
@@ -153,6 +163,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
         self.metrics.reload_success_time = time.time()
         self.alerts.persist_in(daemon.state_dir)
+        set_helo_name(self.config.daemon.helo_name)
         self.alerts.configure(list(self.config.alerts))
         specs = self.scheduler.start()
         self._add_series(specs)
@@ -164,6 +175,7 @@ class Daemon:
         log.info(
             "daemon_started", version=__version__, config=str(self.config_path),
             listen=f"{daemon.listen_host}:{self.web.port}", probes=len(specs),
+            shard=str(self.scheduler.shard) if self.scheduler.shard else None,
             alert_sinks=len(self.config.alerts),
         )
         self.notifier.ready(f"probing {len(specs)} targets")
@@ -217,7 +229,11 @@ class Daemon:
             (config.timeout_of(config.account(r.to)) for r in config.routes), default=30.0
         )
         try:
-            report = await asyncio.wait_for(sweep(config), 4 * timeout)
+            report = await asyncio.wait_for(sweep(
+                config, limits=self.scheduler.limits,
+                skip=lambda name: self.scheduler.backoff.active("imap", name),
+                only=self.scheduler.shard.owns if self.scheduler.shard else None,
+            ), 4 * timeout)
         except Exception as exc:  # the sweep must never take the daemon down
             log.warning("sweep_failed", error=f"{type(exc).__name__}: {exc}")
             return None
@@ -264,6 +280,7 @@ class Daemon:
             log.warning("config_listen_changed", old=self.config.daemon.listen,
                         new=new.daemon.listen, note="takes effect after a restart")
         self.config = new
+        set_helo_name(new.daemon.helo_name)
         added, changed, removed = self.scheduler.apply(new)
         for spec in removed:
             self.metrics.forget(spec.kind, spec.target)
@@ -284,16 +301,16 @@ class Daemon:
         return True
 
 
-async def run_daemon(config_path: Path, config: Config) -> int:
+async def run_daemon(config_path: Path, config: Config, shard: Shard | None = None) -> int:
     try:
         check_state_dir(config.daemon.state_dir)
     except StateDirError as exc:
         log.error("state_dir_unusable", error=str(exc))
         print(f"mailcanary: {exc}", file=sys.stderr)
         return 2
-    daemon = Daemon(config_path, config)
+    daemon = Daemon(config_path, config, shard=shard)
     try:
         return await daemon.run()
     finally:
         with contextlib.suppress(Exception):
-            daemon.scheduler.scheduler.shutdown(wait=False)
+            await daemon.scheduler.stop(0)

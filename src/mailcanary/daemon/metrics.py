@@ -1,21 +1,25 @@
 """What /metrics shows: the last scheduled probe of every configured target.
 
-The state lives in plain dicts updated by the scheduler; `MetricsCollector.collect()` builds
-fresh metric families from it on every scrape, so a target removed by a reload disappears
-from the exposition at once (prometheus_client's own Gauge objects would keep its series).
+The state lives in plain dicts updated by the scheduler; the per-target and per-route
+families are written from it on every scrape by `exposition.render_chunks` (fast, in
+slices), the daemon's few own families by `MetricsCollector` (prometheus_client), so a
+target removed by a reload disappears from the exposition at once.
 
 Before a target's first probe ends its series already exist: success 0, duration 0,
-last_success 0, phase durations 0, TLS expiry 0 ("unknown": the dashboard and alert rules
-filter ``> 0``), every failure class/reason of the probe kind at 0, and for a route every
-placement at 0 and an empty delivery histogram. An excerpt of the exposition::
+last_success 0, TLS expiry 0 ("unknown": the dashboard and alert rules filter ``> 0``),
+skipped 0, backoff factor 1, a login probe's phase durations 0, and for a route every
+placement at 0 and an empty delivery histogram: at most 15 series per target (an IMAP
+login target has exactly 15). A failure counter per class/reason appears at the first
+such failure (the contract allows it): pre-setting every reason cost 33 series per target,
+two thirds of a 1,000-account scrape. An excerpt of the exposition::
 
     # HELP mailcanary_probe_success 1 if the last scheduled probe succeeded, 0 if it failed ...
     # TYPE mailcanary_probe_success gauge
     mailcanary_probe_success{probe="imap",target="alice"} 1.0
     # TYPE mailcanary_probe_failures_total counter
-    mailcanary_probe_failures_total{class="auth",probe="imap",reason="invalid_credentials",target="alice"} 0.0
+    mailcanary_probe_failures_total{probe="imap",target="alice",class="auth",reason="invalid_credentials"} 1.0
     # TYPE mailcanary_delivery_duration_seconds histogram
-    mailcanary_delivery_duration_seconds_bucket{le="0.05",route="alice-to-bob"} 0.0
+    mailcanary_delivery_duration_seconds_bucket{route="alice-to-bob",le="0.05"} 0.0
 """  # noqa: E501  (the exposition excerpt is quoted verbatim)
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from mailcanary import __version__
-from mailcanary.diagnosis import CLASS_OF
+from mailcanary.config import Config
 from mailcanary.result import PHASES, ProbeResult
 
 PLACEMENTS = ("inbox", "spam", "other", "missing")
@@ -41,12 +45,19 @@ PLACEMENTS = ("inbox", "spam", "other", "missing")
 DELIVERY_BUCKETS = (
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 )
-# The phases each kind goes through; a kind not listed (a later one) gets every phase.
+# From start-up, per run of the scheduler: due time to start (seconds).
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# The phases a login kind goes through, pre-set to 0; other kinds' phases appear with
+# their first result.
 _LOGIN_PHASES = ("dns", "connect", "tls", "greeting", "starttls", "token", "auth")
 PHASES_OF: dict[str, tuple[str, ...]] = {
     "imap": (*_LOGIN_PHASES, "select"),
     "smtp": _LOGIN_PHASES,
     "pop3": (*_LOGIN_PHASES, "select"),
+}
+# What the others (route, inbound watch) go through; their series appear with the first
+# result, so that no target has more than 15 series at start-up.
+RUN_PHASES_OF: dict[str, tuple[str, ...]] = {
     "roundtrip": tuple(p for p in PHASES if p != "trigger"),
     "inbound": (*_LOGIN_PHASES, "select", "trigger", "deliver", "cleanup"),
 }
@@ -54,7 +65,23 @@ PHASES_OF: dict[str, tuple[str, ...]] = {
 # Kinds with a delivery histogram and placement counter (route = route or inbound watch name).
 DELIVERY_KINDS = ("roundtrip", "inbound")
 
-_LAST = "Values come from the last scheduled probe, not from the scrape."
+
+def phases_for(config: Config, kind: str, target: str) -> tuple[str, ...]:
+    """The phases a login probe of this account can go through: no ``starttls`` unless
+    it uses STARTTLS, no ``tls`` without TLS, no ``token`` without OAuth2 (2 series fewer
+    per target, 10 % of a large scrape)."""
+    base = PHASES_OF.get(kind, ())
+    account = config.accounts_by_name.get(target)
+    endpoint = getattr(account, kind, None)
+    if account is None or endpoint is None:
+        return base
+    security = endpoint.security or ("starttls" if kind == "smtp" else "tls")
+    drop = {"starttls"} if security != "starttls" else set()
+    if security == "none":
+        drop.add("tls")
+    if account.oauth2 is None:
+        drop.add("token")
+    return tuple(p for p in base if p not in drop)
 
 
 @dataclass
@@ -69,17 +96,15 @@ class TargetSeries:
     last_success: float = 0.0
     tls_expiry: float = 0.0
     probes: int = 0
+    skipped: int = 0
     backoff: float = 1.0
     phases: dict[str, float] = field(default_factory=dict)
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
     last: ProbeResult | None = None
 
     def __post_init__(self) -> None:
-        for phase in PHASES_OF.get(self.probe, PHASES):
+        for phase in PHASES_OF.get(self.probe, ()):
             self.phases.setdefault(phase, 0.0)
-        for reason in self.reasons:
-            if reason != "ok":
-                self.failures.setdefault((CLASS_OF.get(reason, "unknown"), reason), 0)
 
 
 @dataclass
@@ -112,10 +137,32 @@ class MetricsState:
         self.swept = 0  # canaries the periodic sweep deleted
         self.late: dict[str, int] = {}  # route -> canaries found after their probe gave up
         self.sweep_success_time = 0.0
+        self.lag_buckets = [0] * len(LAG_BUCKETS)
+        self.lag_count = 0
+        self.lag_sum = 0.0
 
-    def ensure(self, probe: str, target: str, reasons: Iterable[str]) -> None:
+    def observe_lag(self, seconds: float) -> None:
+        index = bisect.bisect_left(LAG_BUCKETS, seconds)
+        for i in range(index, len(self.lag_buckets)):
+            self.lag_buckets[i] += 1
+        self.lag_count += 1
+        self.lag_sum += seconds
+
+    def count_skip(self, probe: str, target: str) -> None:
+        series = self.targets.get((probe, target))
+        if series is not None:
+            series.skipped += 1
+
+    def ensure(
+        self, probe: str, target: str, reasons: Iterable[str],
+        phases: Iterable[str] | None = None,
+    ) -> None:
+        """A target's series; `phases`: the ones pre-set to 0 (default: its kind's)."""
         if (probe, target) not in self.targets:
-            self.targets[probe, target] = TargetSeries(probe, target, tuple(reasons))
+            series = TargetSeries(probe, target, tuple(reasons))
+            if phases is not None:
+                series.phases = dict.fromkeys(phases, 0.0)
+            self.targets[probe, target] = series
         if probe in DELIVERY_KINDS and target not in self.routes:
             self.routes[target] = RouteSeries(target)
 
@@ -156,95 +203,13 @@ class MetricsState:
 
 
 class MetricsCollector(Collector):
-    """Fresh metric families from `MetricsState` on every collect()."""
+    """The daemon's own families (few series) from `MetricsState` on every collect()."""
 
     def __init__(self, state: MetricsState) -> None:
         self.state = state
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._target_families()
-        yield from self._route_families()
         yield from self._daemon_families()
-
-    def _target_families(self) -> Iterator[Metric]:
-        """The per-(probe, target) series of the contract, plus the backoff factor."""
-        pt = ["probe", "target"]
-        targets = sorted(self.state.targets.values(), key=lambda s: (s.target, s.probe))
-        success = GaugeMetricFamily(
-            "mailcanary_probe_success",
-            f"1 if the last scheduled probe succeeded, 0 if it failed or has not run yet. {_LAST}",
-            labels=pt,
-        )
-        duration = GaugeMetricFamily(
-            "mailcanary_probe_duration_seconds",
-            f"How long the last scheduled probe took (0 before the first). {_LAST}",
-            labels=pt,
-        )
-        phase = GaugeMetricFamily(
-            "mailcanary_probe_phase_duration_seconds",
-            f"Seconds each phase of the last scheduled probe took (0: not reached). {_LAST}",
-            labels=[*pt, "phase"],
-        )
-        total = CounterMetricFamily(
-            "mailcanary_probes", "Scheduled probes run since start-up.", labels=pt
-        )
-        failures = CounterMetricFamily(
-            "mailcanary_probe_failures",
-            "Failed scheduled probes since start-up, by failure class and reason.",
-            labels=[*pt, "class", "reason"],
-        )
-        last_success = GaugeMetricFamily(
-            "mailcanary_probe_last_success_timestamp_seconds",
-            f"Unix time the last successful probe ended (0: none since start-up). {_LAST}",
-            labels=pt,
-        )
-        tls = GaugeMetricFamily(
-            "mailcanary_tls_cert_expiry_timestamp_seconds",
-            f"Unix time the server certificate expires (0: not seen yet). {_LAST}",
-            labels=pt,
-        )
-        backoff = GaugeMetricFamily(
-            "mailcanary_probe_backoff_factor",
-            "How many times the configured interval the probe now waits (1: normal; >1 after "
-            "auth or rate_limited failures, so the account is not locked).",
-            labels=pt,
-        )
-        for s in targets:
-            labels = [s.probe, s.target]
-            success.add_metric(labels, s.success)
-            duration.add_metric(labels, s.duration)
-            for name, seconds in sorted(s.phases.items()):
-                phase.add_metric([*labels, name], seconds)
-            total.add_metric(labels, s.probes)
-            for (cls, reason), count in sorted(s.failures.items()):
-                failures.add_metric([*labels, cls, reason], count)
-            last_success.add_metric(labels, s.last_success)
-            tls.add_metric(labels, s.tls_expiry)
-            backoff.add_metric(labels, s.backoff)
-        yield from (success, duration, phase, total, failures, last_success, tls, backoff)
-
-    def _route_families(self) -> Iterator[Metric]:
-        """Delivery histogram and placement counters, per route."""
-        delivery = HistogramMetricFamily(
-            "mailcanary_delivery_duration_seconds",
-            "Seconds from the SMTP server's acceptance of a canary until it was seen in the "
-            "recipient's mailbox.",
-            labels=["route"],
-        )
-        canaries = CounterMetricFamily(
-            "mailcanary_canaries",
-            "Canaries checked since start-up, by where they were found (missing: not seen "
-            "before the deadline).",
-            labels=["route", "placement"],
-        )
-        for route in sorted(self.state.routes.values(), key=lambda r: r.route):
-            buckets = [(_le(b), float(c)) for b, c in zip(DELIVERY_BUCKETS, route.buckets,
-                                                          strict=True)]
-            buckets.append(("+Inf", float(route.count)))
-            delivery.add_metric([route.route], buckets, sum_value=route.total)
-            for placement, count in sorted(route.placements.items()):
-                canaries.add_metric([route.route, placement], count)
-        yield from (delivery, canaries)
 
     def _daemon_families(self) -> Iterator[Metric]:
         """The daemon's own state: build, reloads, alert notifications, the sweep."""
@@ -281,15 +246,15 @@ class MetricsCollector(Collector):
         )
         swept.add_metric([], self.state.swept)
         yield swept
-        late = CounterMetricFamily(
-            "mailcanary_late_canaries",
-            "Canaries found after their probe had given up on them (already counted as "
-            "lost); counted once here, never as a second loss.",
-            labels=["route"],
+        lag = HistogramMetricFamily(
+            "mailcanary_schedule_lag_seconds",
+            "Seconds from a scheduled run's due time until it started (skipped runs aside).",
         )
-        for route_name in sorted(self.state.routes):
-            late.add_metric([route_name], self.state.late.get(route_name, 0))
-        yield late
+        buckets = [(_le(b), float(c)) for b, c in zip(LAG_BUCKETS, self.state.lag_buckets,
+                                                      strict=True)]
+        buckets.append(("+Inf", float(self.state.lag_count)))
+        lag.add_metric([], buckets, sum_value=self.state.lag_sum)
+        yield lag
         sweep_time = GaugeMetricFamily(
             "mailcanary_sweep_last_success_timestamp_seconds",
             "Unix time the last sweep of the receiving mailboxes finished without error.",

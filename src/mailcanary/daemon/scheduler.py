@@ -1,39 +1,41 @@
-"""One APScheduler job per probe, with start jitter, backoff and connection caps.
+"""The probe schedule: one timer loop over a heap of due times, connection limits, backoff.
 
-Jobs never stack (``max_instances=1``, ``coalesce=True``): a probe that overruns is cut by
-its own timeout in the runner. Each probe holds a slot of a global semaphore and one per
-server (host:port) while it runs, so the daemon never opens more than a provider tolerates.
-After an ``auth`` or ``rate_limited`` failure the probe's interval doubles per consecutive
-failure, up to 8x, so repeated bad logins cannot get the account locked; one success
-restores the configured interval.
+Each (probe, target) is due every `interval` (times its backoff factor), first after a
+random start offset within its interval (as Prometheus spreads its scrapes): 10,000
+accounts every 5 minutes are 67 logins a second, not a burst of 20,000 each period.
+When it is due and its previous run still goes on, this run is
+*skipped*: counted (`on_skip`) and logged once, never stacked or queued. Otherwise it
+starts at once; the lag from due time to start is reported (`on_lag`). A run waits for
+connection slots only inside the transport (`protocols.limits`), per server first, so a
+probe queued behind a dead server holds nothing another server needs. A timer heap on the
+event loop costs O(log n) per run: 20,000 jobs are nothing for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import heapq
+import itertools
 import random
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
-from mailcanary.config import Config, ImapEndpoint, Pop3Endpoint, SmtpEndpoint
+from mailcanary.config import Config
+from mailcanary.daemon.backoff_policy import Backoff
+from mailcanary.daemon.shards import Shard
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.runner import run_probe
 from mailcanary.probes.selection import select_probes
+from mailcanary.protocols.limits import ConnectionLimits, holding, server_key
 from mailcanary.result import ProbeResult
 
 log = structlog.get_logger("mailcanary.daemon.scheduler")
 
-BACKOFF_CLASSES = ("auth", "rate_limited")
-MAX_BACKOFF = 8
-GLOBAL_CONNECTIONS = 32
-PER_SERVER_CONNECTIONS = 4
-MAX_START_JITTER = 60.0
+RELOAD_JITTER = 5.0
 
 
 @dataclass
@@ -48,56 +50,87 @@ class JobSpec:
         return f"{self.kind}:{self.target}"
 
 
+@dataclass
+class Job:
+    spec: JobSpec
+    due: float  # loop time
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+def target_config(config: Config, kind: str, target: str) -> Any:
+    """The config entry a probe's target names: its account, route or watch."""
+    if kind == "roundtrip":
+        return config.route(target)
+    if target in config.accounts_by_name and kind != "inbound":
+        return config.account(target)
+    for section in ("inbound", "routes"):  # kinds added later name their own entries
+        for entry in getattr(config, section, None) or ():
+            if getattr(entry, "name", None) == target:
+                return entry
+    raise KeyError(target)
+
+
 def interval_of(config: Config, kind: str, target: str) -> float:
-    if kind in ("imap", "smtp", "pop3"):
-        return config.interval_of(config.account(target))
-    if kind == "inbound":
-        return config.inbound_watch(target).interval or config.defaults.interval
-    route = config.route(target)
-    return route.interval or config.defaults.interval
+    entry = target_config(config, kind, target)
+    interval: float | None = getattr(entry, "interval", None)
+    return interval or config.defaults.interval
 
 
-def servers_of(config: Config, kind: str, target: str) -> list[str]:
-    """The host:port endpoints a probe connects to (for the per-server cap)."""
-    eps: list[ImapEndpoint | SmtpEndpoint | Pop3Endpoint] = []
-    if kind == "imap" and (acc := config.account(target)).imap is not None:
-        eps.append(acc.imap)
-    elif kind == "smtp" and (acc := config.account(target)).smtp is not None:
-        eps.append(acc.smtp)
-    elif kind == "pop3" and (acc := config.account(target)).pop3 is not None:
-        eps.append(acc.pop3)
-    elif kind == "roundtrip":
-        route = config.route(target)
-        if (src := config.account(route.from_).smtp) is not None:
-            eps.append(src)
-        receiver = config.account(route.to)
-        if (dst := receiver.imap or receiver.pop3) is not None:
-            eps.append(dst)
-    elif kind == "inbound" and (
-        box := config.account(config.inbound_watch(target).account).imap
-    ) is not None:
-        eps.append(box)
-    return sorted({f"{ep.host.lower()}:{ep.effective_port}" for ep in eps})
+def server_caps(config: Config) -> dict[str, int]:
+    """host:port -> an endpoint's own `max_connections` (the smallest, if several)."""
+    caps: dict[str, int] = {}
+    for account in config.accounts:
+        for name in ("imap", "smtp", "pop3"):
+            ep = getattr(account, name, None)
+            cap = getattr(ep, "max_connections", None)
+            if ep is not None and cap is not None:
+                key = server_key(ep.host, ep.effective_port)
+                caps[key] = min(cap, caps.get(key, cap))
+    return caps
 
 
-def job_specs(config: Config, registry: dict[str, ProbeKind]) -> list[JobSpec]:
+def job_specs(
+    config: Config, registry: dict[str, ProbeKind], shard: Shard | None = None
+) -> list[JobSpec]:
     specs = []
     for kind, target in select_probes(config):
+        if shard is not None and not shard.owns(target):
+            continue
         if kind not in registry:
             log.info("probe_kind_unavailable", probe=kind, target=target,
                      note="this version cannot run it; skipped")
             continue
-        if kind in ("imap", "smtp", "pop3"):
-            part = config.account(target).model_dump_json()
-        elif kind == "inbound":
-            watch = config.inbound_watch(target)
-            part = watch.model_dump_json() + config.account(watch.account).model_dump_json()
-        else:
-            part = config.route(target).model_dump_json()
+        entry = target_config(config, kind, target)
+        part = entry.model_dump_json()
+        if isinstance(getattr(entry, "account", None), str):  # a watch: its mailbox too
+            part += config.account(entry.account).model_dump_json()
         interval = interval_of(config, kind, target)
         fingerprint = f"{part}|{interval}|{config.defaults.model_dump_json()}"
         specs.append(JobSpec(kind, target, interval, fingerprint))
     return specs
+
+
+@dataclass
+class Hooks:
+    """What the daemon wants to hear about (all called on the event loop)."""
+
+    result: Callable[[ProbeResult], None] = lambda result: None
+    skip: Callable[[str, str], None] = lambda kind, target: None
+    lag: Callable[[float], None] = lambda seconds: None
+    backoff: Callable[[str, str, float], None] = lambda kind, target, factor: None
+
+
+@dataclass
+class _Queue:
+    heap: list[tuple[float, int, str]] = field(default_factory=list)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+
+    def push(self, due: float, job_id: str) -> None:
+        heapq.heappush(self.heap, (due, next(self.seq), job_id))
 
 
 class ProbeScheduler:
@@ -107,114 +140,145 @@ class ProbeScheduler:
         on_result: Callable[[ProbeResult], None],
         *,
         registry: dict[str, ProbeKind] | None = None,
-        global_cap: int = GLOBAL_CONNECTIONS,
-        server_cap: int = PER_SERVER_CONNECTIONS,
-        max_jitter: float = MAX_START_JITTER,
+        max_jitter: float | None = None,
+        shard: Shard | None = None,
     ) -> None:
         self.config = config
-        self.on_result = on_result
+        self.hooks = Hooks(result=on_result)
         self.registry = registry if registry is not None else PROBES
-        self.scheduler = AsyncIOScheduler(
-            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        self.shard = shard
+        self.limits = ConnectionLimits(
+            config.daemon.max_concurrent_probes, config.daemon.max_connections_per_server,
+            server_caps(config),
         )
-        self.specs: dict[str, JobSpec] = {}
-        self.backoff: dict[str, int] = {}  # job id -> consecutive backoff failures
-        self.global_slots = asyncio.Semaphore(global_cap)
-        self.server_cap = server_cap
-        self.server_slots: dict[str, asyncio.Semaphore] = {}
-        self.max_jitter = max_jitter
+        self.backoff = Backoff()
+        self.jobs: dict[str, Job] = {}
+        self.queue = _Queue()
+        self.last: dict[str, ProbeResult] = {}  # job id -> newest result (scheduled or /probe)
+        self.max_jitter = max_jitter  # None: a whole interval
         self.running: set[asyncio.Task[None]] = set()
         self.stopping = False
-        self.on_backoff: Callable[[str, str, float], None] = lambda kind, target, factor: None
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+
+    @property
+    def specs(self) -> dict[str, JobSpec]:
+        return {job_id: job.spec for job_id, job in self.jobs.items()}
 
     @property
     def is_running(self) -> bool:
-        return bool(self.scheduler.running) and not self.stopping
+        return self._timer is not None and not self._timer.done() and not self.stopping
 
     def start(self) -> list[JobSpec]:
-        specs = job_specs(self.config, self.registry)
+        specs = job_specs(self.config, self.registry, self.shard)
         for spec in specs:
-            self._add(spec)
-        self.scheduler.start()
+            self._add(spec, self._offset(spec))
+        self._timer = asyncio.create_task(self._loop())
         return specs
 
-    def factor(self, job_id: str) -> int:
-        exponent: int = self.backoff.get(job_id, 0)
-        return min(1 << min(exponent, 8), MAX_BACKOFF)
+    def _offset(self, spec: JobSpec) -> float:
+        jitter = spec.interval if self.max_jitter is None else min(spec.interval, self.max_jitter)
+        return random.uniform(0, jitter)  # noqa: S311  (spreading load, not security)
 
-    def _add(self, spec: JobSpec, *, first_run_in: float | None = None) -> None:
-        if first_run_in is None:
-            first_run_in = random.uniform(0, min(spec.interval, self.max_jitter))  # noqa: S311  (spreading load, not security)
-        self.specs[spec.job_id] = spec
-        self.backoff.pop(spec.job_id, None)
-        self.scheduler.add_job(
-            self._job,
-            IntervalTrigger(seconds=spec.interval),
-            args=(spec.kind, spec.target),
-            id=spec.job_id,
-            name=spec.job_id,
-            next_run_time=_at(first_run_in),
-            replace_existing=True,
-        )
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _add(self, spec: JobSpec, first_run_in: float) -> None:
+        job = Job(spec, self._now() + first_run_in)
+        old = self.jobs.get(spec.job_id)
+        if old is not None:
+            job.task = old.task
+        self.jobs[spec.job_id] = job
+        self.backoff.forget(spec.kind, spec.target)
+        self._push(job)
+
+    def _push(self, job: Job) -> None:
+        self.queue.push(job.due, job.spec.job_id)
+        self._wake.set()
 
     def apply(self, config: Config) -> tuple[list[JobSpec], list[JobSpec], list[JobSpec]]:
         """Switch to a new config: (added, changed, removed) jobs."""
         self.config = config
-        wanted = {s.job_id: s for s in job_specs(config, self.registry)}
+        self.limits.configure(config.daemon.max_connections_per_server, server_caps(config))
+        wanted = {s.job_id: s for s in job_specs(config, self.registry, self.shard)}
         added, changed, removed = [], [], []
-        for job_id, spec in list(self.specs.items()):
+        for job_id, job in list(self.jobs.items()):
             if job_id not in wanted:
-                self.scheduler.remove_job(job_id)
-                del self.specs[job_id]
-                self.backoff.pop(job_id, None)
-                removed.append(spec)
+                del self.jobs[job_id]
+                self.backoff.forget(job.spec.kind, job.spec.target)
+                self.last.pop(job_id, None)
+                removed.append(job.spec)
         for job_id, spec in wanted.items():
-            old = self.specs.get(job_id)
+            old = self.jobs.get(job_id)
             if old is None:
-                self._add(spec)
+                self._add(spec, self._offset(spec))
                 added.append(spec)
-            elif old.fingerprint != spec.fingerprint:
-                self._add(spec, first_run_in=random.uniform(0, min(spec.interval, 5.0)))  # noqa: S311  (load spreading)
+            elif old.spec.fingerprint != spec.fingerprint:
+                self._add(spec, random.uniform(0, min(spec.interval, RELOAD_JITTER)))  # noqa: S311
                 changed.append(spec)
         return added, changed, removed
 
-    async def _job(self, kind: str, target: str) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.running.add(task)
-        structlog.contextvars.bind_contextvars(probe=kind, target=target)
-        try:
-            config = self.config
-            async with self._slots(config, kind, target):
-                result = await run_probe(kind, target, config, registry=self.registry)
-            if self.specs.get(f"{kind}:{target}") is None:
-                return  # removed by a reload while it ran
-            self._adjust_backoff(kind, target, result)
-            self.on_result(result)
-        finally:
-            self.running.discard(task)
+    async def _loop(self) -> None:
+        heap = self.queue.heap
+        while True:
+            self._wake.clear()
+            while heap:
+                due, _, job_id = heap[0]
+                job = self.jobs.get(job_id)
+                if job is None or job.due != due:
+                    heapq.heappop(heap)  # removed or rescheduled: a stale entry
+                    continue
+                if due > self._now():
+                    break
+                heapq.heappop(heap)
+                self._fire(job)
+            delay = heap[0][0] - self._now() if heap else 3600.0
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+            else:
+                await asyncio.sleep(0)  # let started probes run between bursts
 
-    @contextlib.asynccontextmanager
-    async def _slots(self, config: Config, kind: str, target: str) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(self.global_slots)
-            for server in servers_of(config, kind, target):
-                sem = self.server_slots.setdefault(server, asyncio.Semaphore(self.server_cap))
-                await stack.enter_async_context(sem)
-            yield
-
-    def _adjust_backoff(self, kind: str, target: str, result: ProbeResult) -> None:
-        job_id = f"{kind}:{target}"
-        spec = self.specs[job_id]
-        before = self.factor(job_id)
-        if result.cls in BACKOFF_CLASSES:
-            self.backoff[job_id] = self.backoff.get(job_id, 0) + 1
+    def _fire(self, job: Job) -> None:
+        spec = job.spec
+        now = self._now()
+        if job.busy:
+            self.hooks.skip(spec.kind, spec.target)
+            log.warning("probe_skipped", probe=spec.kind, target=spec.target,
+                        due_seconds_ago=round(now - job.due, 3),
+                        note="the previous run still goes on; this run is skipped, not queued")
         else:
-            self.backoff.pop(job_id, None)
-        after = self.factor(job_id)
-        if after != before:
-            interval = spec.interval * after
-            self.scheduler.reschedule_job(job_id, trigger=IntervalTrigger(seconds=interval))
+            self.hooks.lag(max(0.0, now - job.due))
+            job.task = asyncio.create_task(self._run(spec))
+            self.running.add(job.task)
+            job.task.add_done_callback(self.running.discard)
+        step = spec.interval * self.backoff.factor(spec.kind, spec.target)
+        job.due += step
+        if job.due <= now:  # the loop itself was late: no burst of catch-up runs
+            job.due += step * ((now - job.due) // step + 1)
+        self._push(job)
+
+    async def _run(self, spec: JobSpec) -> None:
+        structlog.contextvars.bind_contextvars(probe=spec.kind, target=spec.target)
+        config = self.config
+        with holding(self.limits):
+            result = await run_probe(spec.kind, spec.target, config, registry=self.registry,
+                                     transcript=False)
+        if self.jobs.get(spec.job_id) is None:
+            return  # removed by a reload while it ran
+        self._record(spec.kind, spec.target, result)
+        self.hooks.result(result)
+
+    def _record(self, kind: str, target: str, result: ProbeResult) -> None:
+        """Newest result and the backoff; a changed factor reschedules the job."""
+        job_id = f"{kind}:{target}"
+        self.last[job_id] = result
+        before, after = self.backoff.record(kind, target, result.cls)
+        job = self.jobs.get(job_id)
+        if after != before and job is not None:
+            interval = job.spec.interval * after
+            job.due = self._now() + interval
+            self._push(job)
             if after > before:
                 log.warning(
                     "probe_backoff", probe=kind, target=target, factor=after,
@@ -225,26 +289,36 @@ class ProbeScheduler:
             else:
                 log.info("probe_backoff_cleared", probe=kind, target=target,
                          interval_seconds=interval)
-        self.on_backoff(kind, target, float(after))
+        self.hooks.backoff(kind, target, float(after))
+
+    async def run_now(self, kind: str, target: str) -> ProbeResult:
+        """One probe outside the schedule (`/probe`), through the same limits and backoff.
+        Its result is not a scheduled one: it feeds backoff and `last`, not the metrics."""
+        with holding(self.limits):
+            result = await run_probe(kind, target, self.config, registry=self.registry,
+                                     transcript=False)
+        if f"{kind}:{target}" in self.jobs:
+            self._record(kind, target, result)
+        return result
 
     def restore_backoff(self, job_id: str, exponent: int, run_in: float) -> None:
         """Resume a backoff saved before a reload or restart (daemon/backoff.py)."""
-        spec = self.specs[job_id]
-        self.backoff[job_id] = exponent
-        interval = spec.interval * self.factor(job_id)
-        self.scheduler.reschedule_job(job_id, trigger=IntervalTrigger(seconds=interval))
-        self.scheduler.modify_job(job_id, next_run_time=_at(min(max(run_in, 0.0), interval)))
+        job = self.jobs[job_id]
+        kind, target = job.spec.kind, job.spec.target
+        self.backoff.set(kind, target, exponent)
+        interval = job.spec.interval * self.backoff.factor(kind, target)
+        job.due = self._now() + min(max(run_in, 0.0), interval)
+        self._push(job)
 
     def effective_interval(self, kind: str, target: str) -> float:
-        job_id = f"{kind}:{target}"
-        spec = self.specs.get(job_id)
-        return spec.interval * self.factor(job_id) if spec else 0.0
+        job = self.jobs.get(f"{kind}:{target}")
+        return job.spec.interval * self.backoff.factor(kind, target) if job else 0.0
 
     async def stop(self, grace: float) -> int:
         """Stop scheduling, give running probes `grace` seconds, cancel the rest."""
         self.stopping = True
-        if self.scheduler.running:
-            self.scheduler.pause()
+        if self._timer is not None:
+            self._timer.cancel()
         running = list(self.running)
         cancelled = 0
         if running:
@@ -254,10 +328,4 @@ class ProbeScheduler:
                 cancelled += 1
             if pending:
                 await asyncio.wait(pending, timeout=2.0)
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
         return cancelled
-
-
-def _at(seconds_from_now: float) -> dt.datetime:
-    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds_from_now)

@@ -28,10 +28,12 @@ async def run_probe(
     config: Config,
     *,
     registry: dict[str, ProbeKind] | None = None,
+    transcript: bool = True,
 ) -> ProbeResult:
+    """`transcript=False` (the daemon) skips building and redacting the conversation."""
     probe = (registry or PROBES)[kind]
     use_state_dir(config.daemon.state_dir)  # where rotated OAuth2 refresh tokens may go
-    ctx = ProbeContext(probe=kind, target=target)
+    ctx = ProbeContext(probe=kind, target=target, keep_transcript=transcript)
     start = time.perf_counter()
     fail: Failure | None = None
     try:

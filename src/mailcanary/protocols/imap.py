@@ -31,7 +31,7 @@ from mailcanary.diagnosis import (
     TLSRequired,
 )
 from mailcanary.protocols import mutf7, sasl
-from mailcanary.protocols.imapwire import ImapWire, capabilities_in
+from mailcanary.protocols.imapwire import ImapWire, capabilities_in, capability_words
 from mailcanary.protocols.mailboxes import Folder, parse_list
 from mailcanary.protocols.transport import open_socket, record_tls, tls_context
 from mailcanary.result import ProbeContext
@@ -116,21 +116,18 @@ class ImapClient:
                 if greeting.upper().startswith("* BYE"):
                     raise ImapReplyError("GREETING", greeting[2:])
                 raise ProtocolViolation(f"not an IMAP greeting: {greeting[:200]!r}")
-            await self.refresh_capabilities()
+            await self.refresh_capabilities(greeting)
         if security == "starttls":
             await self.starttls()
 
-    async def refresh_capabilities(self) -> None:
+    async def refresh_capabilities(self, greeting: str = "") -> None:
         assert self.protocol is not None
+        if self.protocol.use_greeting_capabilities(greeting):  # RFC 3501 7.1: saves a RTT
+            return
         response = await self.execute("CAPABILITY")
         if response.result != "OK":
             raise ImapReplyError("CAPABILITY", _text(response))
-        caps: set[str] = set()
-        for line in response.lines[:-1]:
-            words = bytes(line).decode("utf-8", "replace").split()
-            if words and words[0].upper() == "CAPABILITY":  # aioimaplib may keep the keyword
-                words = words[1:]
-            caps.update(words)
+        caps = capability_words(response.lines[:-1])
         if not any(c.upper() in ("IMAP4REV1", "IMAP4REV2", "IMAP4") for c in caps):
             raise ProtocolViolation(f"CAPABILITY lists no IMAP4rev1: {' '.join(caps)[:200]}")
         self.protocol.capabilities = caps

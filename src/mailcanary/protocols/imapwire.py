@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aioimaplib import aioimaplib as imap_impl
@@ -195,6 +195,16 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
         return super()._handle_line(line, current_cmd)
 
 
+    def use_greeting_capabilities(self, greeting: str) -> bool:
+        """Take a ``* OK [CAPABILITY ...]`` greeting's list (with IMAP4rev1): no
+        CAPABILITY command needed (RFC 3501 7.1)."""
+        ok = greeting.upper().startswith("* OK")
+        caps = capabilities_in([greeting.encode()]) if ok else None
+        if not caps or not any(c.upper() in ("IMAP4REV1", "IMAP4REV2") for c in caps):
+            return False
+        self.capabilities = caps
+        return True
+
 def capabilities_in(lines: list[Any]) -> set[str] | None:
     """The capability list a reply carries (tagged OK's [CAPABILITY ...] or an untagged
     CAPABILITY line, as Dovecot sends after login), or None when it carries none."""
@@ -206,3 +216,14 @@ def capabilities_in(lines: list[Any]) -> set[str] | None:
         if upper.startswith(("CAPABILITY ", "* CAPABILITY ")):
             return set(text.split()[1:] if upper.startswith("C") else text.split()[2:])
     return None
+
+
+def capability_words(lines: Iterable[Any]) -> set[str]:
+    """The capabilities of untagged CAPABILITY lines."""
+    caps: set[str] = set()
+    for line in lines:
+        words = bytes(line).decode("utf-8", "replace").split()
+        if words and words[0].upper() == "CAPABILITY":  # aioimaplib may keep the keyword
+            words = words[1:]
+        caps.update(words)
+    return caps

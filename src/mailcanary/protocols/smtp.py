@@ -34,9 +34,22 @@ _MAX_REPLY_LINES = 512
 _MAX_REPLY_BYTES = 256 << 10
 
 
+_helo: list[str] = []  # the name, once known: getfqdn() may ask a slow resolver
+
+
 def helo_name() -> str:
-    name = socket.getfqdn()
-    return name if "." in name else "mailcanary.localdomain"
+    """`[daemon] helo_name`, else this machine's FQDN, looked up once per process."""
+    if not _helo:
+        name = socket.getfqdn()
+        _helo.append(name if "." in name else "mailcanary.localdomain")
+    return _helo[0]
+
+
+def set_helo_name(name: str | None) -> None:
+    """Use `name` in EHLO from now on (None: look the FQDN up again, once)."""
+    _helo.clear()
+    if name:
+        _helo.append(name)
 
 
 class SmtpClient:

@@ -13,9 +13,10 @@ import socket
 import ssl
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from mailcanary.credentials import CredentialError
+from mailcanary.protocols.limits import acquire_for
+from mailcanary.protocols.resolver import Address, resolver
 from mailcanary.result import ProbeContext, TLSInfo
 
 
@@ -56,27 +57,28 @@ def _build_context(ca_file: Path | None) -> ssl.SSLContext:
     return ctx
 
 
-Address = tuple[int, tuple[Any, ...]]
-
 
 async def resolve(ctx: ProbeContext, host: str, port: int) -> list[Address]:
-    loop = asyncio.get_running_loop()
     with ctx.phase("dns"):
         if host.lower().rstrip(".").endswith(".invalid"):
             # RFC 6761: names under .invalid never resolve; answer as a resolver must.
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        infos = await loop.getaddrinfo(
-            host.strip("[]"), port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    ctx.transcript.note("*", f"resolved {host} to {', '.join(str(i[4][0]) for i in infos)}")
-    return [(int(family), tuple(addr)) for family, _, _, _, addr in infos]
+        addresses = await resolver().resolve(host.strip("[]"), port)
+    ctx.transcript.note("*", f"resolved {host} to {', '.join(str(a[1][0]) for a in addresses)}")
+    return addresses
 
 
 async def open_socket(ctx: ProbeContext, host: str, port: int) -> socket.socket:
-    """A connected non-blocking TCP socket; tries each address in turn."""
+    """A connected non-blocking TCP socket; tries each address in turn.
+
+    In the daemon the connection first takes its server's slot, then a global one
+    (`limits`); the wait counts as phase connect, so a probe stuck behind a dead server's
+    connections reports a connect timeout.
+    """
     addresses = await resolve(ctx, host, port)
     loop = asyncio.get_running_loop()
     with ctx.phase("connect"):
+        await acquire_for(host, port)
         last: OSError | None = None
         for family, addr in addresses:
             sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)

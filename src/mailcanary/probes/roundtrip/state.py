@@ -115,6 +115,10 @@ class CanaryStore:
         try:
             with closing(sqlite3.connect(self.path, timeout=5.0)) as db:
                 db.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: no fsync per commit (only at checkpoints); a commit survives
+                # a crash or kill -9 of the daemon, at worst not a power cut (then the
+                # sweep finds the canary without record and deletes it once it is stale).
+                db.execute("PRAGMA synchronous=NORMAL")
                 with db:
                     yield db
         except sqlite3.Error as exc:

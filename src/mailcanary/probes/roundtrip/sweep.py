@@ -6,12 +6,17 @@ canary it finds with the in-flight records: one whose probe was cancelled, crash
 it up as lost is reported once, as *late*, and deleted; one a running probe still waits
 for is left alone; one without a record is deleted only when older than `older_than`.
 Only messages whose installation header is exactly ours are ever touched.
+
+The periodic sweep logs in like any probe: through the daemon's connection limits (each
+account's session holds its server's slot while it works) and never to an account in auth
+backoff (`skip`), so it cannot get a locked account locked harder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +31,7 @@ from mailcanary.probes.roundtrip.canary import (
 )
 from mailcanary.probes.roundtrip.state import ORPHAN_GRACE, CanaryStore, Record, is_orphan
 from mailcanary.protocols.imap import ImapClient, imap_client_for
+from mailcanary.protocols.limits import ConnectionLimits, holding
 from mailcanary.protocols.mailboxes import Folder, junk_folders
 from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext
@@ -173,17 +179,33 @@ async def _sweep_account(
     return seen
 
 
-async def sweep(config: Config, *, older_than: float = STALE_AFTER) -> SweepReport:
+async def sweep(
+    config: Config,
+    *,
+    older_than: float = STALE_AFTER,
+    limits: ConnectionLimits | None = None,
+    skip: Callable[[str], bool] | None = None,
+    only: Callable[[str], bool] | None = None,
+) -> SweepReport:
     """Every folder of every route's receiving account. Never raises for an account's
-    trouble: that goes to `errors`, and its records wait for the next sweep."""
+    trouble: that goes to `errors`, and its records wait for the next sweep. `limits`:
+    the connection slots to log in through; `skip(account)`: accounts not to log in to
+    now (auth backoff), reported in `errors`; `only(route)`: the routes this daemon runs."""
     store = CanaryStore(config.daemon.state_dir)
     report = SweepReport()
-    receivers = sorted({r.to for r in config.routes if config.account(r.to).imap is not None})
+    receivers = sorted({
+        r.to for r in config.routes
+        if config.account(r.to).imap is not None and (only is None or only(r.route_name))
+    })
     swept: set[str] = set()
 
     async def one(name: str) -> None:
+        if skip is not None and skip(name):
+            report.errors[name] = "skipped: the account is in auth backoff"
+            return
         try:
-            await _sweep_account(config, name, store, report, older_than)
+            with holding(limits):
+                await _sweep_account(config, name, store, report, older_than)
             swept.add(name)
         except Exception as exc:  # one account must not stop the others
             fail = classify(exc, None)

@@ -6,6 +6,12 @@ checks that date the arrival are ``UID SEARCH HEADER X-Mailcanary-Token <token>`
 after the server accepted the canary, when arrival is likeliest. Between sparse checks the
 session idles, so a push wakes us early. The arrival time is the middle of the check that
 first saw the canary: the server looked then.
+
+Each search covers only UIDs from the UIDNEXT noted before the canary was sent (``UID
+n:* HEADER ...``): the canary cannot have an older UID, and the server then scans a
+handful of new messages instead of the whole mailbox. While waiting the probe holds no
+connection slot (`limits.release_held`): an idling session costs the server a socket,
+not a login, and other probes of the same server must not wait for a delivery.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import TypeAlias
 from mailcanary.diagnosis import ImapReplyError
 from mailcanary.probes.roundtrip.canary import TOKEN_HEADER
 from mailcanary.protocols.imap import ImapClient
+from mailcanary.protocols.limits import release_held
 from mailcanary.protocols.mailboxes import Folder, junk_folders
 from mailcanary.result import ProbeContext
 
@@ -74,6 +81,7 @@ class Watcher:
         self.inbox = _inbox([])
         self.junk: list[Folder] = []
         self.junk_next: dict[str, int] = {}
+        self.inbox_next = 1  # INBOX's UIDNEXT before the canary was sent
         self.selected: tuple[str, bool] | None = None  # (wire name, read-only)
         self.idling = False
 
@@ -85,6 +93,7 @@ class Watcher:
         self.ctx.transcript.note(
             "*", "junk folder(s): " + (", ".join(f.name for f in self.junk) or "none found")
         )
+        self.inbox_next = (await self.client.status(self.inbox, "UIDNEXT")).get("UIDNEXT", 1)
         await self.select(self.inbox)
         for folder in self.junk:
             self.junk_next[folder.wire] = (await self.client.status(folder, "UIDNEXT"))["UIDNEXT"]
@@ -121,7 +130,9 @@ class Watcher:
         token = what
 
         async def by_token(folder: Folder) -> list[int]:
-            return await self.client.uid_search("HEADER", TOKEN_HEADER, token)
+            if folder.wire == self.inbox.wire:
+                return await self.search_new(token, self.inbox_next)
+            return await self.search_new(token, self.junk_next.get(folder.wire, 1))
 
         return by_token
 
@@ -153,9 +164,18 @@ class Watcher:
             self.junk_next[folder.wire] = uidnext
         return None
 
+    async def search_new(self, token: str, first_uid: int) -> list[int]:
+        """The canary's UIDs among messages from `first_uid` on (``n:*`` also names the
+        highest UID when all are older, hence the filter)."""
+        uids = await self.client.uid_search(
+            "UID", f"{max(first_uid, 1)}:*", "HEADER", TOKEN_HEADER, token
+        )
+        return [uid for uid in uids if uid >= first_uid]
+
     async def watch(self, token: Look, accepted: float, deadline: float) -> Sighting | None:
         """Checks from `accepted` (monotonic) until `deadline` (monotonic); None if unseen.
         A connection lost meanwhile is re-opened and the wait goes on."""
+        release_held()
         gap = FIRST_CHECK
         next_check = accepted + gap
         while True:
@@ -198,13 +218,15 @@ class Watcher:
         self.ctx.transcript.note("*", f"connection lost while waiting ({lost}): re-opening")
         self.client.close()
         self.selected, self.idling = None, False
-        known = dict(self.junk_next)
+        known, inbox_next = dict(self.junk_next), self.inbox_next
         try:
             self.client = await self.reopen()
             await self.prepare()
         finally:
             self.ctx.current_phase = "deliver"  # the new session's phases ended inside it
+            release_held()  # the new session waits too: it holds no connection slot
         self.junk_next.update({k: v for k, v in known.items() if k in self.junk_next})
+        self.inbox_next = inbox_next  # the canary may have arrived before the new session
 
     async def search_elsewhere(self, token: Look) -> Sighting | None:
         """After the deadline: is it in some other folder (All Mail, Archive, a rule's)?"""
