@@ -96,6 +96,11 @@ async def test_dashboard_queries_return_data(testbed: MailTestBed, tmp_path: Pat
             f'trigger = {{ url = "{app.url("normal")}", body = \'{{"email": "{{address}}", '
             '"token": "{token}"}\' }\n'
         )
+        # Failure counters appear at the first failure: one watch whose trigger fails.
+        parts.append(
+            f'[[inbound]]\nname = "signup-fail"\naccount = "dave"\ndeadline = "5s"\n'
+            f'match = {{ body = "x{{token}}" }}\ntrigger = {{ url = "{app.url("fail")}" }}\n'
+        )
         config = daemon_config(tmp_path, port, *parts, interval="1s")
         await dashboard_data(config, port, tmp_path)
 
