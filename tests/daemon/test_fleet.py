@@ -175,6 +175,9 @@ async def test_probe_endpoint_runs_now_and_spares_accounts_in_backoff(
         async def probe(**params: str) -> httpx.Response:
             return await daemon.client.get(f"http://127.0.0.1:{port}/probe", params=params)
 
+        summary = await daemon.client.get(f"http://127.0.0.1:{port}/healthz?summary")
+        assert summary.status_code == 200
+        assert summary.json() == {"status": "ok", "version": "0.1.0", "targets": 2}
         ok = await probe(probe="imap", target="alice")
         assert ok.status_code == 200
         got = parse_metrics(ok.text)

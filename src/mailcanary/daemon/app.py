@@ -127,8 +127,13 @@ class Daemon:
             self.metrics.ensure(spec.kind, spec.target, self.registry[spec.kind].reasons,
                                 phases_for(self.config, spec.kind, spec.target))
 
-    def health(self) -> tuple[bool, dict[str, Any]]:
+    def health(self, summary: bool = False) -> tuple[bool, dict[str, Any]]:
+        """`summary` (``/healthz?summary``, for liveness probes): no per-target list, which
+        at 10,000 accounts is 3.5 MB of JSON and 150 ms on the loop."""
         healthy = self.scheduler.is_running
+        doc: dict[str, Any] = {"status": "ok" if healthy else "stopped", "version": __version__}
+        if summary:
+            return healthy, {**doc, "targets": len(self.metrics.targets)}
         targets = []
         for series in sorted(self.metrics.targets.values(), key=lambda s: (s.target, s.probe)):
             last = series.last
@@ -142,11 +147,7 @@ class Daemon:
                 "finished_at": None if last is None else last.finished_at,
                 "backoff_factor": series.backoff,
             })
-        return healthy, {
-            "status": "ok" if healthy else "stopped",
-            "version": __version__,
-            "targets": targets,
-        }
+        return healthy, {**doc, "targets": targets}
 
     # ------------------------------------------------------------------ lifecycle
 

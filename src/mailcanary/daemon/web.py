@@ -81,7 +81,7 @@ class WebServer:
     def __init__(
         self,
         metrics: CachedExposition,
-        health: Callable[[], tuple[bool, dict[str, Any]]],
+        health: Callable[[bool], tuple[bool, dict[str, Any]]],
         probe: ProbeHandler | None = None,
     ) -> None:
         self.metrics = metrics
@@ -143,7 +143,7 @@ class WebServer:
                 return 404, "text/plain; charset=utf-8", b"no /probe here\n"
             return await self.probe(query)
         if path == "/healthz":
-            healthy, doc = self.health()
+            healthy, doc = self.health("summary" in query.split("&"))
             body = json.dumps(doc, indent=1).encode() + b"\n"
             return (200 if healthy else 503), "application/json", body
         page = b"mailcanary: see /metrics, /healthz and /probe?probe=KIND&target=NAME\n"
