@@ -1,8 +1,9 @@
 """The probe schedule: one timer loop over a heap of due times, connection limits, backoff.
 
 Each (probe, target) is due every `interval` (times its backoff factor), first after a
-random start offset within its interval (as Prometheus spreads its scrapes): 10,000
-accounts every 5 minutes are 67 logins a second, not a burst of 20,000 each period.
+random start offset: within a minute for a small config, spread wider when more than 50
+jobs a second would start (up to the whole interval), so 10,000 accounts every 5 minutes
+are 67 logins a second, not a burst of 20,000 each period.
 When it is due and its previous run still goes on, this run is
 *skipped*: counted (`on_skip`) and logged once, never stacked or queued. Otherwise it
 starts at once; the lag from due time to start is reported (`on_lag`). A run waits for
@@ -36,6 +37,8 @@ from mailcanary.result import ProbeResult
 log = structlog.get_logger("mailcanary.daemon.scheduler")
 
 RELOAD_JITTER = 5.0
+MIN_SPREAD = 60.0  # first runs spread over at least this long (or the interval)...
+START_RATE = 50.0  # ...and longer when more jobs would start per second than this
 
 
 @dataclass
@@ -155,7 +158,7 @@ class ProbeScheduler:
         self.jobs: dict[str, Job] = {}
         self.queue = _Queue()
         self.last: dict[str, ProbeResult] = {}  # job id -> newest result (scheduled or /probe)
-        self.max_jitter = max_jitter  # None: a whole interval
+        self.max_jitter = max_jitter  # None: as many jobs need (see _offset)
         self.running: set[asyncio.Task[None]] = set()
         self.stopping = False
         self._wake = asyncio.Event()
@@ -171,13 +174,17 @@ class ProbeScheduler:
 
     def start(self) -> list[JobSpec]:
         specs = job_specs(self.config, self.registry, self.shard)
+        self.jobs = {s.job_id: Job(s, 0.0) for s in specs}  # sized first: _offset counts them
         for spec in specs:
             self._add(spec, self._offset(spec))
         self._timer = asyncio.create_task(self._loop())
         return specs
 
     def _offset(self, spec: JobSpec) -> float:
-        jitter = spec.interval if self.max_jitter is None else min(spec.interval, self.max_jitter)
+        spread = self.max_jitter
+        if spread is None:  # 3 jobs: within a minute; 20,000: over 400 s (or the interval)
+            spread = max(MIN_SPREAD, len(self.jobs) / START_RATE)
+        jitter = min(spec.interval, spread)
         return random.uniform(0, jitter)  # noqa: S311  (spreading load, not security)
 
     def _now(self) -> float:
