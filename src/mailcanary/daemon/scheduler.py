@@ -1,29 +1,37 @@
-"""The probe schedule: one timer loop over a heap of due times, connection limits, backoff.
+"""The probe schedule: APScheduler 3 jobs, connection limits, backoff.
 
-Each (probe, target) is due every `interval` (times its backoff factor), first after a
-random start offset: within a minute for a small config, spread wider when more than 50
-jobs a second would start (up to the whole interval), so 10,000 accounts every 5 minutes
-are 67 logins a second, not a burst of 20,000 each period.
-When it is due and its previous run still goes on, this run is
-*skipped*: counted (`on_skip`) and logged once, never stacked or queued. Otherwise it
-starts at once; the lag from due time to start is reported (`on_lag`). A run waits for
-connection slots only inside the transport (`protocols.limits`), per server first, so a
-probe queued behind a dead server holds nothing another server needs. A timer heap on the
-event loop costs O(log n) per run: 20,000 jobs are nothing for it.
+Each (probe, target) is an APScheduler interval job (every `interval` times its backoff
+factor), first due after a random start offset: within a minute for a small config, spread
+wider when more than 50 jobs a second would start (up to the whole interval), so 10,000
+accounts every 5 minutes are 67 logins a second, not a burst of 20,000 each period. A job
+runs as a task that lasts as long as its probe, and `max_instances = 1`: when it is due
+while its previous run still goes on, APScheduler does not start it; that run is *skipped*,
+counted (`on_skip`) and logged once as JSON by us (APScheduler's own plain warning is
+silenced), never stacked or queued. `coalesce` and no misfire grace: a late loop gives one
+run, never a burst of catch-up runs. The lag from due time to start comes from
+APScheduler's submission event (`on_lag`). A run waits for connection slots only inside the
+transport (`protocols.limits`), per server first, so a probe queued behind a dead server
+holds nothing another server needs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
-import itertools
+import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_SUBMITTED,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from mailcanary.config import Config
 from mailcanary.daemon.backoff_policy import Backoff
@@ -35,6 +43,10 @@ from mailcanary.protocols.limits import ConnectionLimits, holding, server_key
 from mailcanary.result import ProbeResult
 
 log = structlog.get_logger("mailcanary.daemon.scheduler")
+# Our own `probe_skipped` event says it once, as JSON, with the target; APScheduler's
+# "maximum number of running instances reached" warning would say it a second time.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
 
 RELOAD_JITTER = 5.0
 MIN_SPREAD = 60.0  # first runs spread over at least this long (or the interval)...
@@ -56,7 +68,6 @@ class JobSpec:
 @dataclass
 class Job:
     spec: JobSpec
-    due: float  # loop time
     task: asyncio.Task[None] | None = None
 
     @property
@@ -127,15 +138,6 @@ class Hooks:
     backoff: Callable[[str, str, float], None] = lambda kind, target, factor: None
 
 
-@dataclass
-class _Queue:
-    heap: list[tuple[float, int, str]] = field(default_factory=list)
-    seq: itertools.count[int] = field(default_factory=itertools.count)
-
-    def push(self, due: float, job_id: str) -> None:
-        heapq.heappush(self.heap, (due, next(self.seq), job_id))
-
-
 class ProbeScheduler:
     def __init__(
         self,
@@ -156,13 +158,15 @@ class ProbeScheduler:
         )
         self.backoff = Backoff()
         self.jobs: dict[str, Job] = {}
-        self.queue = _Queue()
+        self.aps = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        self.aps.add_listener(self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
         self.last: dict[str, ProbeResult] = {}  # job id -> newest result (scheduled or /probe)
         self.max_jitter = max_jitter  # None: as many jobs need (see _offset)
         self.running: set[asyncio.Task[None]] = set()
         self.stopping = False
-        self._wake = asyncio.Event()
-        self._timer: asyncio.Task[None] | None = None
 
     @property
     def specs(self) -> dict[str, JobSpec]:
@@ -170,14 +174,14 @@ class ProbeScheduler:
 
     @property
     def is_running(self) -> bool:
-        return self._timer is not None and not self._timer.done() and not self.stopping
+        return bool(self.aps.running) and not self.stopping
 
     def start(self) -> list[JobSpec]:
         specs = job_specs(self.config, self.registry, self.shard)
-        self.jobs = {s.job_id: Job(s, 0.0) for s in specs}  # sized first: _offset counts them
-        for spec in specs:
+        self.jobs = {s.job_id: Job(s) for s in specs}  # sized first: _offset counts them
+        for spec in specs:  # added before aps.start(): no wake-up per job
             self._add(spec, self._offset(spec))
-        self._timer = asyncio.create_task(self._loop())
+        self.aps.start()
         return specs
 
     def _offset(self, spec: JobSpec) -> float:
@@ -187,21 +191,36 @@ class ProbeScheduler:
         jitter = min(spec.interval, spread)
         return random.uniform(0, jitter)  # noqa: S311  (spreading load, not security)
 
-    def _now(self) -> float:
-        return asyncio.get_running_loop().time()
-
     def _add(self, spec: JobSpec, first_run_in: float) -> None:
-        job = Job(spec, self._now() + first_run_in)
+        job = Job(spec)
         old = self.jobs.get(spec.job_id)
         if old is not None:
-            job.task = old.task
+            job.task = old.task  # still running: APScheduler counts it against the new job
         self.jobs[spec.job_id] = job
         self.backoff.forget(spec.kind, spec.target)
-        self._push(job)
+        self._schedule(spec, spec.interval, first_run_in)
 
-    def _push(self, job: Job) -> None:
-        self.queue.push(job.due, job.spec.job_id)
-        self._wake.set()
+    def _schedule(self, spec: JobSpec, every: float, first_run_in: float) -> None:
+        """(Re)place the job: every `every` seconds, the first run `first_run_in` from now."""
+        first = datetime.now(UTC) + timedelta(seconds=first_run_in)
+        self.aps.add_job(
+            self._fire, IntervalTrigger(seconds=every, start_date=first, timezone=UTC),
+            args=[spec.job_id], id=spec.job_id, name=spec.job_id, replace_existing=True,
+        )
+
+    def _on_event(self, event: JobSubmissionEvent) -> None:
+        job = self.jobs.get(event.job_id)
+        if job is None:
+            return
+        due = min(event.scheduled_run_times)
+        if event.code == EVENT_JOB_SUBMITTED:
+            self.hooks.lag(max(0.0, (datetime.now(UTC) - due).total_seconds()))
+            return
+        spec = job.spec
+        self.hooks.skip(spec.kind, spec.target)
+        log.warning("probe_skipped", probe=spec.kind, target=spec.target,
+                    due_seconds_ago=round((datetime.now(UTC) - due).total_seconds(), 3),
+                    note="the previous run still goes on; this run is skipped, not queued")
 
     def apply(self, config: Config) -> tuple[list[JobSpec], list[JobSpec], list[JobSpec]]:
         """Switch to a new config: (added, changed, removed) jobs."""
@@ -212,6 +231,7 @@ class ProbeScheduler:
         for job_id, job in list(self.jobs.items()):
             if job_id not in wanted:
                 del self.jobs[job_id]
+                self.aps.remove_job(job_id)
                 self.backoff.forget(job.spec.kind, job.spec.target)
                 self.last.pop(job_id, None)
                 removed.append(job.spec)
@@ -225,45 +245,16 @@ class ProbeScheduler:
                 changed.append(spec)
         return added, changed, removed
 
-    async def _loop(self) -> None:
-        heap = self.queue.heap
-        while True:
-            self._wake.clear()
-            while heap:
-                due, _, job_id = heap[0]
-                job = self.jobs.get(job_id)
-                if job is None or job.due != due:
-                    heapq.heappop(heap)  # removed or rescheduled: a stale entry
-                    continue
-                if due > self._now():
-                    break
-                heapq.heappop(heap)
-                self._fire(job)
-            delay = heap[0][0] - self._now() if heap else 3600.0
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-            else:
-                await asyncio.sleep(0)  # let started probes run between bursts
-
-    def _fire(self, job: Job) -> None:
-        spec = job.spec
-        now = self._now()
-        if job.busy:
-            self.hooks.skip(spec.kind, spec.target)
-            log.warning("probe_skipped", probe=spec.kind, target=spec.target,
-                        due_seconds_ago=round(now - job.due, 3),
-                        note="the previous run still goes on; this run is skipped, not queued")
-        else:
-            self.hooks.lag(max(0.0, now - job.due))
-            job.task = asyncio.create_task(self._run(spec))
-            self.running.add(job.task)
-            job.task.add_done_callback(self.running.discard)
-        step = spec.interval * self.backoff.factor(spec.kind, spec.target)
-        job.due += step
-        if job.due <= now:  # the loop itself was late: no burst of catch-up runs
-            job.due += step * ((now - job.due) // step + 1)
-        self._push(job)
+    async def _fire(self, job_id: str) -> None:
+        """APScheduler's job: one scheduled run, lasting as long as the probe."""
+        job = self.jobs.get(job_id)
+        task = asyncio.current_task()
+        if job is None or task is None:
+            return
+        job.task = task
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        await self._run(job.spec)
 
     async def _run(self, spec: JobSpec) -> None:
         structlog.contextvars.bind_contextvars(probe=spec.kind, target=spec.target)
@@ -284,8 +275,8 @@ class ProbeScheduler:
         job = self.jobs.get(job_id)
         if after != before and job is not None:
             interval = job.spec.interval * after
-            job.due = self._now() + interval
-            self._push(job)
+            if self.aps.get_job(job_id) is not None:
+                self._schedule(job.spec, interval, interval)
             if after > before:
                 log.warning(
                     "probe_backoff", probe=kind, target=target, factor=after,
@@ -314,8 +305,7 @@ class ProbeScheduler:
         kind, target = job.spec.kind, job.spec.target
         self.backoff.set(kind, target, exponent)
         interval = job.spec.interval * self.backoff.factor(kind, target)
-        job.due = self._now() + min(max(run_in, 0.0), interval)
-        self._push(job)
+        self._schedule(job.spec, interval, min(max(run_in, 0.0), interval))
 
     def effective_interval(self, kind: str, target: str) -> float:
         job = self.jobs.get(f"{kind}:{target}")
@@ -324,8 +314,8 @@ class ProbeScheduler:
     async def stop(self, grace: float) -> int:
         """Stop scheduling, give running probes `grace` seconds, cancel the rest."""
         self.stopping = True
-        if self._timer is not None:
-            self._timer.cancel()
+        if self.aps.running:
+            self.aps.pause()  # no new runs; shutdown() would cancel the running ones at once
         running = list(self.running)
         cancelled = 0
         if running:
@@ -335,4 +325,6 @@ class ProbeScheduler:
                 cancelled += 1
             if pending:
                 await asyncio.wait(pending, timeout=2.0)
+        if self.aps.running:
+            self.aps.shutdown(wait=False)
         return cancelled
