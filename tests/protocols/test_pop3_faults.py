@@ -16,7 +16,8 @@ import trustme
 from mailcanary.config import Pop3Endpoint, load_config
 from mailcanary.diagnosis import CLASS_OF, Pop3ReplyError, ProtocolViolation
 from mailcanary.probes.runner import run_probe
-from mailcanary.protocols.pop3 import MAX_LINE, MAX_LINES, Pop3Client
+from mailcanary.protocols.pop3 import MAX_LINES, Pop3Client
+from mailcanary.protocols.streams import MAX_LINE
 from mailcanary.result import ProbeContext
 from tests.helpers.faults import Script, closed_port, fake_server, resetting_server
 from tests.helpers.support import (

@@ -10,7 +10,6 @@ Every line is bounded (`MAX_LINE`) and so is every multi-line answer (`MAX_LINES
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ssl
 
@@ -25,44 +24,23 @@ from mailcanary.diagnosis import (
     TLSRequired,
 )
 from mailcanary.protocols import sasl
-from mailcanary.protocols.transport import open_socket, record_tls
+from mailcanary.protocols.streams import LineClient
 from mailcanary.result import ProbeContext
 
-MAX_LINE = 8192  # RFC 2449 allows 512 octets for a status line; be generous, not unbounded
 MAX_LINES = 100_000
 MAX_BYTES = 8 * 1024 * 1024
 _AUTH_LINE_MAX = 255  # RFC 5034 4: a longer initial response goes on its own line
 _TLS_ADVICE = "use security = \"starttls\" (STLS) or \"tls\""
 
 
-class Pop3Client:
+class Pop3Client(LineClient):
     def __init__(self, ctx: ProbeContext, endpoint: Pop3Endpoint, tls: ssl.SSLContext | None):
-        self.ctx = ctx
+        super().__init__(ctx, endpoint.host, endpoint.effective_port, tls)
         self.endpoint = endpoint
-        self.host = endpoint.host
-        self.port = endpoint.effective_port
-        self.tls = tls
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
         self.capabilities: dict[str, str] = {}
         self.capa_known = False  # False: the server refused CAPA (RFC 1939 server)
-        self.encrypted = False
 
     # ------------------------------------------------------------------ wire
-
-    async def readline(self) -> str:
-        assert self.reader is not None
-        try:
-            raw = await self.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                raise ProtocolViolation(
-                    f"connection closed in the middle of a reply: {exc.partial[:200]!r}"
-                ) from None
-            raise ConnectionClosed("the server closed the connection") from None
-        except asyncio.LimitOverrunError:
-            raise ProtocolViolation(f"reply line longer than {MAX_LINE} bytes") from None
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
 
     async def status(self, command: str) -> str:
         """One status line: the text after ``+OK``; ``-ERR`` raises Pop3ReplyError."""
@@ -73,12 +51,6 @@ class Pop3Client:
         if line.startswith("-ERR"):
             raise Pop3ReplyError(command, line)
         raise ProtocolViolation(f"not a POP3 reply to {command}: {line[:200]!r}")
-
-    async def send(self, line: str, *, log_as: str | None = None) -> None:
-        assert self.writer is not None
-        self.ctx.transcript.note("C", log_as if log_as is not None else line)
-        self.writer.write(line.encode("utf-8") + b"\r\n")
-        await self.writer.drain()
 
     async def command(self, line: str, *, log_as: str | None = None) -> str:
         await self.send(line, log_as=log_as)
@@ -105,20 +77,7 @@ class Pop3Client:
 
     async def connect(self) -> None:
         security = self.endpoint.security or "tls"
-        sock = await open_socket(self.ctx, self.host, self.port)
-        try:
-            if security == "tls":
-                with self.ctx.phase("tls"):
-                    self.reader, self.writer = await asyncio.open_connection(
-                        sock=sock, ssl=self.tls, server_hostname=self.host, limit=MAX_LINE
-                    )
-                self.encrypted = True
-                record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
-            else:
-                self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=MAX_LINE)
-        except BaseException:
-            sock.close()
-            raise
+        await self.open(implicit_tls=security == "tls")
         with self.ctx.phase("greeting"):
             await self.status("GREETING")
             await self.capa()
@@ -148,10 +107,7 @@ class Pop3Client:
                     f"the server did not offer STLS (CAPA offered: {offered})"
                 )
             await self.command("STLS")
-        with self.ctx.phase("tls"):
-            await self.writer.start_tls(self.tls, server_hostname=self.host)
-        self.encrypted = True
-        record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
+        await self.upgrade()
         with self.ctx.phase("starttls"):
             await self.capa()
 
@@ -260,9 +216,3 @@ class Pop3Client:
             pass
         finally:
             self.close()
-
-    def close(self) -> None:
-        """Close without waiting, so a probe cut by its timeout ends at once."""
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            writer.close()

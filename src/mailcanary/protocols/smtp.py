@@ -25,10 +25,9 @@ from mailcanary.diagnosis import (
     TLSRequired,
 )
 from mailcanary.protocols import sasl
-from mailcanary.protocols.transport import open_socket, record_tls
+from mailcanary.protocols.streams import LineClient
 from mailcanary.result import ProbeContext
 
-_MAX_LINE = 8192
 # A reply is bounded too: an endless "220-" greeting must end as a failure, not as memory.
 _MAX_REPLY_LINES = 512
 _MAX_REPLY_BYTES = 256 << 10
@@ -52,35 +51,13 @@ def set_helo_name(name: str | None) -> None:
         _helo.append(name)
 
 
-class SmtpClient:
+class SmtpClient(LineClient):
     def __init__(self, ctx: ProbeContext, endpoint: SmtpEndpoint, tls: ssl.SSLContext | None):
-        self.ctx = ctx
+        super().__init__(ctx, endpoint.host, endpoint.effective_port, tls)
         self.endpoint = endpoint
-        self.host = endpoint.host
-        self.port = endpoint.effective_port
-        self.tls = tls
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
         self.extensions: dict[str, str] = {}
-        self.encrypted = False
 
     # ------------------------------------------------------------------ wire
-
-    async def _readline(self) -> str:
-        assert self.reader is not None
-        try:
-            raw = await self.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                raise ProtocolViolation(
-                    f"connection closed in the middle of a reply: {exc.partial[:200]!r}"
-                ) from None
-            raise ConnectionClosed("the server closed the connection") from None
-        except asyncio.LimitOverrunError:
-            raise ProtocolViolation("reply line longer than the reader allows") from None
-        if len(raw) > _MAX_LINE:
-            raise ProtocolViolation(f"reply line of {len(raw)} bytes")
-        return raw.decode("utf-8", "replace").rstrip("\r\n")
 
     async def read_reply(self) -> tuple[int, str]:
         """(code, text) of one possibly multi-line reply; text keeps every line."""
@@ -88,7 +65,7 @@ class SmtpClient:
         code: int | None = None
         size = 0
         while True:
-            line = await self._readline()
+            line = await self.readline()
             self.ctx.transcript.note("S", line)
             if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in " -"):
                 raise ProtocolViolation(f"not an SMTP reply: {line[:200]!r}")
@@ -106,10 +83,7 @@ class SmtpClient:
                 return code, "\n".join(lines)
 
     async def command(self, line: str, *, log_as: str | None = None) -> tuple[int, str]:
-        assert self.writer is not None
-        self.ctx.transcript.note("C", log_as if log_as is not None else line)
-        self.writer.write(line.encode("utf-8") + b"\r\n")
-        await self.writer.drain()
+        await self.send(line, log_as=log_as)
         return await self.read_reply()
 
     async def expect(self, command: str, line: str, ok: tuple[int, ...], **kw: str) -> str:
@@ -122,21 +96,7 @@ class SmtpClient:
 
     async def connect(self) -> None:
         security = self.endpoint.security or "starttls"
-        sock = await open_socket(self.ctx, self.host, self.port)
-        try:
-            if security == "tls":
-                with self.ctx.phase("tls"):
-                    self.reader, self.writer = await asyncio.open_connection(
-                        sock=sock, ssl=self.tls, server_hostname=self.host, limit=_MAX_LINE
-                    )
-                self.encrypted = True
-                record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
-            else:
-                self.reader, self.writer = await asyncio.open_connection(
-                    sock=sock, limit=_MAX_LINE)
-        except BaseException:
-            sock.close()
-            raise
+        await self.open(implicit_tls=security == "tls")
         with self.ctx.phase("greeting"):
             code, text = await self.read_reply()
             if code != 220:
@@ -163,10 +123,7 @@ class SmtpClient:
                     f"{' '.join(self.extensions) or 'nothing'})"
                 )
             await self.expect("STARTTLS", "STARTTLS", (220,))
-        with self.ctx.phase("tls"):
-            await self.writer.start_tls(self.tls, server_hostname=self.host)
-        self.encrypted = True
-        record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
+        await self.upgrade()
         with self.ctx.phase("starttls"):
             await self.ehlo()
 
@@ -264,9 +221,3 @@ class SmtpClient:
             pass
         finally:
             self.close()
-
-    def close(self) -> None:
-        """Close without waiting, so a probe cut by its timeout ends at once."""
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            writer.close()

@@ -1,0 +1,84 @@
+"""What the SMTP and POP3 clients share: a line protocol on asyncio streams.
+
+Both open the socket that `transport.open_socket` connected (phases dns and connect), wrap
+it in TLS at once (implicit TLS, phase tls) or later in band (STARTTLS / STLS), read lines
+that are bounded (a hostile server cannot grow memory), note every line in the redacted
+transcript, and close without waiting, so a probe cut by its timeout ends at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from mailcanary.diagnosis import ConnectionClosed, ProtocolViolation
+from mailcanary.protocols.transport import open_socket, record_tls
+from mailcanary.result import ProbeContext
+
+MAX_LINE = 8192  # bytes; far above any RFC line limit, far below a memory problem
+
+
+class LineClient:
+    def __init__(self, ctx: ProbeContext, host: str, port: int, tls: ssl.SSLContext | None):
+        self.ctx = ctx
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.encrypted = False
+
+    async def open(self, *, implicit_tls: bool) -> None:
+        """Connect, and with `implicit_tls` complete the handshake (phase tls)."""
+        sock = await open_socket(self.ctx, self.host, self.port)
+        try:
+            if implicit_tls:
+                with self.ctx.phase("tls"):
+                    self.reader, self.writer = await asyncio.open_connection(
+                        sock=sock, ssl=self.tls, server_hostname=self.host, limit=MAX_LINE
+                    )
+                self.encrypted = True
+                record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
+            else:
+                self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=MAX_LINE)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def upgrade(self) -> None:
+        """The TLS handshake after the server agreed to STARTTLS / STLS (phase tls)."""
+        assert self.writer is not None and self.tls is not None
+        with self.ctx.phase("tls"):
+            await self.writer.start_tls(self.tls, server_hostname=self.host)
+        self.encrypted = True
+        record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
+
+    async def readline(self) -> str:
+        """One line without its CRLF, noted in the transcript by the caller's protocol."""
+        assert self.reader is not None
+        try:
+            raw = await self.reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise ProtocolViolation(
+                    f"connection closed in the middle of a reply: {exc.partial[:200]!r}"
+                ) from None
+            raise ConnectionClosed("the server closed the connection") from None
+        except asyncio.LimitOverrunError:
+            raise ProtocolViolation(f"reply line longer than {MAX_LINE} bytes") from None
+        if len(raw) > MAX_LINE:
+            raise ProtocolViolation(f"reply line of {len(raw)} bytes")
+        return raw.decode("utf-8", "replace").rstrip("\r\n")
+
+    async def send(self, line: str, *, log_as: str | None = None) -> None:
+        """One command line; `log_as` is what the transcript shows instead (secrets)."""
+        assert self.writer is not None
+        self.ctx.transcript.note("C", log_as if log_as is not None else line)
+        self.writer.write(line.encode("utf-8") + b"\r\n")
+        await self.writer.drain()
+
+    def close(self) -> None:
+        """Close without waiting, so a probe cut by its timeout ends at once."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.close()
