@@ -152,13 +152,16 @@ async def test_held_canary_lost_at_its_deadline_after_kill(
                 return await canaries(daemon, "missing") >= 1 and bool(hook.bodies("/hook"))
             await daemon.wait_for(counted, 30, "the lost verdict and its alert")
             metrics = await daemon.metrics()
+            lost = [e for e in daemon.probe_lines("roundtrip", "a2b") if e["reason"] == "lost"]
             await daemon.stop()
-    [alert] = hook.bodies("/hook")  # a result like any other: it alerts
+    # The restarted daemon's own run may also lose a canary in the held queue: each lost
+    # verdict, the one from before the kill among them, is counted exactly once.
+    alert = hook.bodies("/hook")[0]  # a result like any other: it alerts
     assert (alert["status"], alert["target"], alert["reason"]) == ("firing", "a2b", "lost")
     assert time.time() - started >= 8  # not before the original deadline
     assert value(metrics, "mailcanary_probe_success", probe="roundtrip", target="a2b") == 0.0
     assert value(metrics, "mailcanary_probe_failures_total", probe="roundtrip", target="a2b",
-                 **{"class": "delivery", "reason": "lost"}) == 1.0
+                 **{"class": "delivery", "reason": "lost"}) == len(lost) >= 1
     # the canary arrives once released: the mailbox is cleaned (as the next sweep would)
     hold_queue(testbed, False)
     for _ in range(100):

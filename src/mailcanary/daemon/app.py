@@ -101,6 +101,10 @@ class Daemon:
         """A saved backoff goes on unless the job's credentials changed."""
         assert self.backoffs is not None
         for spec in specs:
+            if spec.job_id not in self.backoffs.jobs and not self.scheduler.backoff.get(
+                spec.kind, spec.target
+            ):
+                continue  # nothing saved, nothing to reset: no secret read (10,000 files)
             creds = self.backoffs.credentials(self.config, spec.kind, spec.target)
             saved = self.backoffs.restore(spec.job_id, creds)
             if saved is not None:

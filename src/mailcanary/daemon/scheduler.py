@@ -43,10 +43,15 @@ from mailcanary.protocols.limits import ConnectionLimits, holding, server_key
 from mailcanary.result import ProbeResult
 
 log = structlog.get_logger("mailcanary.daemon.scheduler")
-# Our own `probe_skipped` event says it once, as JSON, with the target; APScheduler's
-# "maximum number of running instances reached" warning would say it a second time.
-logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
-logging.getLogger("apscheduler.executors").setLevel(logging.ERROR)
+
+
+def _not_a_skip(record: logging.LogRecord) -> bool:
+    """Our own `probe_skipped` event says it once, as JSON, with the target; APScheduler's
+    "maximum number of running instances reached" warning would say it a second time."""
+    return "maximum number of running instances reached" not in str(record.msg)
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_not_a_skip)
 
 RELOAD_JITTER = 5.0
 MIN_SPREAD = 60.0  # first runs spread over at least this long (or the interval)...
