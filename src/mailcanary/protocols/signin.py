@@ -33,7 +33,8 @@ async def imap_login(client: ImapClient, account: AccountConfig) -> None:
     await client.login(account.login, password)
 
 
-async def smtp_login(client: SmtpClient, account: AccountConfig) -> None:
+async def line_login(client: SmtpClient | Pop3Client, account: AccountConfig) -> None:
+    """SMTP AUTH or POP3 AUTH/USER: the same choice between a bearer token and a password."""
     if account.oauth2 is not None:
         await _bearer_login(client.ctx, account, client.host, client.port, client.auth_sasl)
         return
@@ -42,13 +43,8 @@ async def smtp_login(client: SmtpClient, account: AccountConfig) -> None:
     await client.auth_password(account.login, password)
 
 
-async def pop3_login(client: Pop3Client, account: AccountConfig) -> None:
-    if account.oauth2 is not None:
-        await _bearer_login(client.ctx, account, client.host, client.port, client.auth_sasl)
-        return
-    with client.ctx.phase("auth"):
-        password = account_password(account)
-    await client.auth_password(account.login, password)
+smtp_login = line_login
+pop3_login = line_login
 
 
 async def _bearer_login(
