@@ -32,6 +32,9 @@ class DaemonConfig(StrictModel):
     max_concurrent_probes: int = Field(default=64, ge=1, le=100000)
     max_connections_per_server: int = Field(default=4, ge=1, le=10000)
     helo_name: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9.\[\]:_-]+$")
+    max_web_connections: int = Field(default=64, ge=1, le=10000)
+    web_config_file: Path | None = None  # exporter-toolkit web.yml: TLS, basic auth
+    probe_endpoint: bool = True
 
     @field_validator("listen")
     @classmethod

@@ -24,6 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from mailcanary import __version__
 from mailcanary.config import Config, ConfigError, load_config, warnings_for
+from mailcanary.config.webconfig import web_config_of
 from mailcanary.daemon.alerts import AlertEngine
 from mailcanary.daemon.backoff import BackoffStore
 from mailcanary.daemon.metrics import MetricsCollector, MetricsState, phases_for
@@ -73,7 +74,10 @@ class Daemon:
             self._set_backoff, self.metrics.count_skip, self.metrics.observe_lag,
         )
         self.exposition = CachedExposition(self.metrics, self.prom)
-        self.web = WebServer(self.exposition, self.health, ProbeEndpoint(self.scheduler).answer)
+        self.probe_endpoint = ProbeEndpoint(self.scheduler)
+        probe = self.probe_endpoint.answer if config.daemon.probe_endpoint else None
+        self.web = WebServer(self.exposition, self.health, probe,
+                             max_connections=config.daemon.max_web_connections)
         self.backoffs: BackoffStore | None = None
         self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
         self.stop_requested = asyncio.Event()
@@ -157,6 +161,12 @@ class Daemon:
 
     async def run(self) -> int:
         daemon = self.config.daemon
+        try:
+            self.web.configure(web_config_of(self.config), daemon.max_web_connections)
+        except ConfigError as exc:
+            log.error("web_config_invalid", problems=exc.problems)
+            print(exc.report(), file=sys.stderr)
+            return 2
         try:
             await self.web.start(daemon.listen_host, daemon.listen_port)
         except OSError as exc:
@@ -284,7 +294,15 @@ class Daemon:
         if new.daemon.listen != self.config.daemon.listen:
             log.warning("config_listen_changed", old=self.config.daemon.listen,
                         new=new.daemon.listen, note="takes effect after a restart")
+        try:
+            self.web.configure(web_config_of(new), new.daemon.max_web_connections)
+        except ConfigError as exc:
+            self.metrics.reload_ok = 0.0
+            log.error("config_reload_failed", config=str(self.config_path),
+                      problems=exc.problems, note="keeping the previous configuration")
+            return False
         self.config = new
+        self.web.probe = self.probe_endpoint.answer if new.daemon.probe_endpoint else None
         set_helo_name(new.daemon.helo_name)
         added, changed, removed = self.scheduler.apply(new)
         for spec in removed:

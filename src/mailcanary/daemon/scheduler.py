@@ -294,12 +294,14 @@ class ProbeScheduler:
                          interval_seconds=interval)
         self.hooks.backoff(kind, target, float(after))
 
-    async def run_now(self, kind: str, target: str) -> ProbeResult:
+    async def run_now(self, kind: str, target: str, *, time_limit: float | None = None,
+                      transcript: bool = False) -> ProbeResult:
         """One probe outside the schedule (`/probe`), through the same limits and backoff.
-        Its result is not a scheduled one: it feeds backoff and `last`, not the metrics."""
+        Its result is not a scheduled one: it feeds backoff and `last`, not the metrics.
+        `time_limit` shortens the probe's own (a scrape's timeout)."""
         with holding(self.limits):
             result = await run_probe(kind, target, self.config, registry=self.registry,
-                                     transcript=False)
+                                     transcript=transcript, time_limit=time_limit)
         if f"{kind}:{target}" in self.jobs:
             self._record(kind, target, result)
         return result

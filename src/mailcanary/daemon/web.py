@@ -1,4 +1,5 @@
-"""A tiny asyncio HTTP/1.1 server for ``/metrics``, ``/healthz`` and ``/probe``.
+"""A tiny asyncio HTTP/1.1 server for ``/metrics``, ``/healthz`` and ``/probe``, with the
+optional TLS and basic auth of an exporter-toolkit web.yml (config/webconfig.py).
 
 It runs on the daemon's own event loop (no thread, no framework), so the renderer reads
 the metric state without locks. One request per connection; anything but GET/HEAD on the
@@ -15,24 +16,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from mailcanary.config.webconfig import WebConfig
 from mailcanary.daemon.exposition import render_chunks
 from mailcanary.daemon.metrics import MetricsState
+from mailcanary.daemon.webauth import BasicAuth
 
 log = structlog.get_logger("mailcanary.daemon.web")
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            503: "Service Unavailable"}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            405: "Method Not Allowed", 503: "Service Unavailable"}
 _MAX_HEADER_BYTES = 16384
-MAX_AGE = 1.0  # seconds a rendered /metrics is served again
-ProbeHandler = Callable[[str], Awaitable[tuple[int, str, bytes]]]
+TEXT = "text/plain; charset=utf-8"
+MAX_AGE = 1.0  # seconds a rendered /metrics or /healthz is served again
+HEADER_TIMEOUT = 10.0  # a request's headers must arrive within this long
+IDLE = 30.0  # a TLS handshake, or each slice of an answer, within this long: else dropped
+ProbeHandler = Callable[[str, Mapping[str, str]], Awaitable[tuple[int, str, bytes]]]
+HealthFunc = Callable[[bool], tuple[bool, dict[str, Any]]]
 
 
 class CachedExposition:
@@ -77,20 +85,60 @@ class CachedExposition:
             self.rendered_at = -1e9
 
 
+class CachedHealth:
+    """/healthz bytes per variant, built at most once per `max_age`: the full list of
+    10,000 targets is 3.5 MB of JSON and ~170 ms of loop, not to be paid per request."""
+
+    def __init__(self, health: HealthFunc, max_age: float = MAX_AGE) -> None:
+        self.health = health
+        self.max_age = max_age
+        self.cache: dict[bool, tuple[float, int, bytes]] = {}
+        self.renders = 0
+
+    def get(self, summary: bool) -> tuple[int, bytes]:
+        now = time.monotonic()
+        hit = self.cache.get(summary)
+        if hit is not None and now - hit[0] < self.max_age:
+            return hit[1], hit[2]
+        healthy, doc = self.health(summary)
+        body = json.dumps(doc, indent=1).encode() + b"\n"
+        self.renders += 1
+        self.cache[summary] = (now, 200 if healthy else 503, body)
+        return 200 if healthy else 503, body
+
+
 class WebServer:
+    """At most `max_connections` connections at once (more are closed at once), each with
+    a deadline per step, so web clients can never take the descriptors or the memory the
+    probes need: a client that stops reading is dropped after `IDLE` seconds, and with it
+    its reference to a render."""
+
     def __init__(
         self,
         metrics: CachedExposition,
-        health: Callable[[bool], tuple[bool, dict[str, Any]]],
+        health: HealthFunc,
         probe: ProbeHandler | None = None,
+        *,
+        max_connections: int = 64,
+        web: WebConfig | None = None,
     ) -> None:
         self.metrics = metrics
-        self.health = health
+        self.health = CachedHealth(health)
         self.probe = probe
+        self.max_connections = max_connections
         self.server: asyncio.Server | None = None
+        self.active = 0
+        self.refused = 0
+        self.configure(web or WebConfig(), max_connections)
+
+    def configure(self, web: WebConfig, max_connections: int) -> None:
+        """Applies to connections accepted from now on (start-up and SIGHUP)."""
+        self.web = web
+        self.auth = BasicAuth(web.users) if web.users else None
+        self.max_connections = max_connections
 
     async def start(self, host: str, port: int) -> None:
-        self.server = await asyncio.start_server(self._handle, host, port)
+        self.server = await asyncio.start_server(self._handle, host, port, limit=_MAX_HEADER_BYTES)
 
     @property
     def port(self) -> int:
@@ -105,49 +153,79 @@ class WebServer:
                 await asyncio.wait_for(self.server.wait_closed(), 1)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.active >= self.max_connections:
+            self.refused += 1
+            writer.transport.abort()  # at once: no buffer, no descriptor kept
+            return
+        self.active += 1
         try:
-            async with asyncio.timeout(10):
-                head = await reader.readuntil(b"\r\n\r\n")
-            if len(head) > _MAX_HEADER_BYTES:
-                raise ValueError("headers too long")
-            method, path = _request_line(head)
-            status, ctype, answer = await self._respond(method, path)
-            body = [answer] if isinstance(answer, bytes) else answer
-            writer.write(
-                f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {sum(map(len, body))}\r\nConnection: close\r\n\r\n".encode()
-            )
-            if method != "HEAD":
-                for part in body:  # slice by slice: Python 3.11's transport copies its
-                    writer.write(part)  # whole send buffer on every partial send, so a
-                    await writer.drain()  # 20 MB buffer would cost seconds of memmove
-            await writer.drain()
-        except (TimeoutError, ValueError, ConnectionError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError):
+            if self.web.tls is not None:
+                async with asyncio.timeout(IDLE):
+                    await writer.start_tls(self.web.tls, ssl_handshake_timeout=IDLE)
+            await self._exchange(reader, writer)
+        except (TimeoutError, ValueError, ConnectionError, ssl.SSLError,
+                asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except Exception:
             log.exception("http_handler_failed")
         finally:
-            writer.close()
+            self.active -= 1
+            if writer.transport.is_closing():
+                writer.transport.abort()
+            else:
+                writer.close()
 
-    async def _respond(self, method: str, target: str) -> tuple[int, str, bytes | list[bytes]]:
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with asyncio.timeout(HEADER_TIMEOUT):
+            head = await reader.readuntil(b"\r\n\r\n")
+        method, path, headers = _parse_head(head)
+        answer: bytes | list[bytes] = b"unauthorized\n"
+        status, ctype = 401, TEXT
+        if self.auth is None or await self.auth.allows(headers.get("authorization")):
+            status, ctype, answer = await self._respond(method, path, headers)
+        body = [answer] if isinstance(answer, bytes) else answer
+        extra = 'WWW-Authenticate: Basic realm="mailcanary"\r\n' if status == 401 else ""
+        writer.write(
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {sum(map(len, body))}\r\n{extra}Connection: close\r\n\r\n"
+            .encode()
+        )
+        if method != "HEAD":
+            for part in body:  # slice by slice: Python 3.11's transport copies its
+                writer.write(part)  # whole send buffer on every partial send, so a
+                async with asyncio.timeout(IDLE):  # 20 MB buffer would cost seconds of
+                    await writer.drain()  # memmove; a client that stops reading: dropped
+        async with asyncio.timeout(IDLE):
+            await writer.drain()
+
+    async def _respond(self, method: str, target: str,
+                       headers: Mapping[str, str]) -> tuple[int, str, bytes | list[bytes]]:
         path, _, query = target.partition("?")
         if path not in ("/metrics", "/healthz", "/probe", "/"):
-            return 404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n"
+            return 404, TEXT, b"not found: try /metrics or /healthz\n"
         if method not in ("GET", "HEAD"):
-            return 405, "text/plain; charset=utf-8", b"method not allowed\n"
+            return 405, TEXT, b"method not allowed\n"
         if path == "/metrics":
             return 200, CONTENT_TYPE_LATEST, await self.metrics.get()
         if path == "/probe":
             if self.probe is None:
-                return 404, "text/plain; charset=utf-8", b"no /probe here\n"
-            return await self.probe(query)
+                return 404, TEXT, b"/probe is turned off here ([daemon] probe_endpoint)\n"
+            return await self.probe(query, headers)
         if path == "/healthz":
-            healthy, doc = self.health("summary" in query.split("&"))
-            body = json.dumps(doc, indent=1).encode() + b"\n"
-            return (200 if healthy else 503), "application/json", body
+            status, body = self.health.get("summary" in query.split("&"))
+            return status, "application/json", body
         page = b"mailcanary: see /metrics, /healthz and /probe?probe=KIND&target=NAME\n"
-        return 200, "text/plain; charset=utf-8", page
+        return 200, TEXT, page
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+    method, target = _request_line(head)
+    headers: dict[str, str] = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return method, target, headers
 
 
 def _request_line(head: bytes) -> tuple[str, str]:

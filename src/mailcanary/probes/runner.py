@@ -29,8 +29,10 @@ async def run_probe(
     *,
     registry: dict[str, ProbeKind] | None = None,
     transcript: bool = True,
+    time_limit: float | None = None,
 ) -> ProbeResult:
-    """`transcript=False` (the daemon) skips building and redacting the conversation."""
+    """`transcript=False` (the daemon) skips building and redacting the conversation;
+    `time_limit` (a /probe scrape's) shortens the probe's own."""
     probe = (registry or PROBES)[kind]
     use_state_dir(config.daemon.state_dir)  # where rotated OAuth2 refresh tokens may go
     ctx = ProbeContext(probe=kind, target=target, keep_transcript=transcript)
@@ -38,6 +40,7 @@ async def run_probe(
     fail: Failure | None = None
     try:
         limit = probe.timeout(config, target)
+        limit = limit if time_limit is None else min(limit, time_limit)
         async with asyncio.timeout(limit):
             await probe.run(ctx, config, target)
     except TimeoutError as exc:
