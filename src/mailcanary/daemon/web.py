@@ -128,7 +128,9 @@ class WebServer:
         self.max_connections = max_connections
         self.server: asyncio.Server | None = None
         self.active = 0
-        self.refused = 0
+        self.refused = 0  # closed at once: every connection was answering
+        self.evicted = 0  # idle ones closed to make room
+        self.waiting: dict[asyncio.StreamWriter, None] = {}  # no request yet, oldest first
         self.configure(web or WebConfig(), max_connections)
 
     def configure(self, web: WebConfig, max_connections: int) -> None:
@@ -152,12 +154,26 @@ class WebServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.server.wait_closed(), 1)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _admit(self, writer: asyncio.StreamWriter) -> bool:
+        """Room for one more? When full, the oldest connection that has not sent its
+        request yet makes room (an idle flood cannot lock a scraper out); when every
+        connection is answering, the new one is closed at once."""
         if self.active >= self.max_connections:
-            self.refused += 1
-            writer.transport.abort()  # at once: no buffer, no descriptor kept
-            return
+            if not self.waiting:
+                self.refused += 1
+                writer.transport.abort()  # at once: no buffer, no descriptor kept
+                return False
+            oldest = next(iter(self.waiting))
+            del self.waiting[oldest]
+            oldest.transport.abort()
+            self.evicted += 1
         self.active += 1
+        self.waiting[writer] = None
+        return True
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self._admit(writer):
+            return
         try:
             if self.web.tls is not None:
                 async with asyncio.timeout(IDLE):
@@ -170,6 +186,7 @@ class WebServer:
             log.exception("http_handler_failed")
         finally:
             self.active -= 1
+            self.waiting.pop(writer, None)
             if writer.transport.is_closing():
                 writer.transport.abort()
             else:
@@ -178,6 +195,7 @@ class WebServer:
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(HEADER_TIMEOUT):
             head = await reader.readuntil(b"\r\n\r\n")
+        self.waiting.pop(writer, None)  # a request came: no longer evictable
         method, path, headers = _parse_head(head)
         answer: bytes | list[bytes] = b"unauthorized\n"
         status, ctype = 401, TEXT
