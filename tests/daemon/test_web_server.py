@@ -134,7 +134,7 @@ async def test_healthz_is_built_at_most_once_a_second() -> None:
 
 
 async def test_basic_auth_checks_bcrypt_once_per_credentials() -> None:
-    password = "s3cret-Pass-for-web"  # noqa: S105
+    password = "s3cret-Pass-for-web"
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10))
     users = {"prom": hashed}
     async with serving(web=WebConfig(users=users)) as server, \
@@ -156,7 +156,7 @@ async def test_basic_auth_checks_bcrypt_once_per_credentials() -> None:
 
 
 async def test_auth_cache_keeps_no_password() -> None:
-    password = "An0ther-Secret-Value"  # noqa: S105
+    password = "An0ther-Secret-Value"
     auth = BasicAuth({"prom": bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4))})
     blob = base64.b64encode(f"prom:{password}".encode()).decode()
     assert await auth.allows(f"Basic {blob}")
