@@ -6,7 +6,9 @@ only reachable through `reveal()`, which makes every use easy to audit with grep
 
 from __future__ import annotations
 
+import hashlib
 import os
+import unicodedata
 from pathlib import Path
 
 import structlog
@@ -50,6 +52,41 @@ class CredentialError(Exception):
     """A secret that cannot be read; the message names the file or variable, never a value."""
 
 
+def _control_free(value: str, where: str) -> str:
+    """A control character inside a secret is a mistake (a stray blank line, a pasted
+    escape) that a protocol would send on and an error message would echo: refuse it,
+    naming where it came from, never the value."""
+    for char in value:
+        if unicodedata.category(char) == "Cc":
+            raise CredentialError(
+                f"{where} contains a control character (U+{ord(char):04X}); only one "
+                "trailing newline is allowed"
+            )
+    return value
+
+
+def checked_secret(text: str, where: str) -> str:
+    """`text` without one trailing newline; CredentialError if empty or another control
+    character is left. `where` names the file or variable (never the value)."""
+    value = _control_free(strip_one_newline(text), where)
+    if not value:
+        raise CredentialError(f"{where} is empty")
+    return value
+
+
+# The backoff and rotated-token files must notice a changed secret across restarts
+# without holding anything a guess loop can test quickly: scrypt with the "interactive"
+# parameters of its paper (16 MiB, ~65 ms here) and a random salt per file.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
+
+
+def fingerprint(value: str, salt: bytes) -> str:
+    """A slow salted digest of `value`, for telling whether a secret changed."""
+    digest = hashlib.scrypt(value.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
+                            maxmem=64 << 20, dklen=16)
+    return digest.hex()
+
+
 def strip_one_newline(text: str) -> str:
     """systemd credentials and `echo` often add one trailing newline; drop exactly one."""
     if text.endswith("\r\n"):
@@ -84,20 +121,14 @@ def read_secret_file(path: Path, what: str) -> Secret:
         raise CredentialError(f"cannot read {what} {real}: not UTF-8 text") from None
     except OSError as exc:
         raise CredentialError(f"cannot read {what} {real}: {exc.strerror}") from None
-    value = strip_one_newline(text)
-    if not value:
-        raise CredentialError(f"{what} {real} is empty")
-    return Secret(value)
+    return Secret(checked_secret(text, f"{what} {real}"))
 
 
 def read_secret_env(name: str, what: str) -> Secret:
     value = os.environ.get(name)
     if value is None:
         raise CredentialError(f"{what}: environment variable {name} is not set")
-    value = strip_one_newline(value)
-    if not value:
-        raise CredentialError(f"{what}: environment variable {name} is empty")
-    return Secret(value)
+    return Secret(checked_secret(value, f"{what}: environment variable {name}"))
 
 
 _warned_inline: set[str] = set()
@@ -117,5 +148,5 @@ def account_password(account: AccountConfig) -> Secret:
                 account=account.name,
                 advice="use password_file or password_env instead of password",
             )
-        return Secret(account.password)
+        return Secret(_control_free(account.password, f"account {account.name!r} password"))
     raise CredentialError(f"account {account.name!r} has no password (it uses oauth2)")

@@ -7,11 +7,14 @@ goes wrong, so probes never decide their own success, duration or phase of failu
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from mailcanary.credentials import MASK
 from mailcanary.diagnosis import Where
@@ -44,6 +47,33 @@ class TLSInfo:
         return {"version": self.version, "not_after": self.not_after, "issuer": self.issuer}
 
 
+def _base64_cores(raw: bytes) -> set[str]:
+    """The base64 text of `raw` wherever it sits in a longer blob (SASL PLAIN's
+    ``\0user\0pass``, XOAUTH2's ``auth=Bearer tok``): for each of the three alignments,
+    the characters made of `raw`'s bytes alone, in standard and URL-safe alphabets."""
+    cores: set[str] = set()
+    for shift in range(3):
+        padded = b"\0" * shift + raw
+        text = base64.b64encode(padded).decode()
+        core = text[4 if shift else 0: 4 * (len(padded) // 3)]
+        if len(core) >= 4:
+            cores.update((core, core.translate(_URLSAFE)))
+    return cores
+
+
+_URLSAFE = str.maketrans("+/", "-_")
+
+
+def encoded_forms(value: str) -> set[str]:
+    """Every way a secret is written out that we know of: itself, base64 (alone or inside
+    a SASL blob), percent-encoding, and Python/JSON escapes (``repr``, httpx's errors)."""
+    raw = value.encode()
+    forms = {value, quote(value, safe=""), quote_plus(value, safe=""), quote(value),
+             repr(value)[1:-1], repr(raw)[2:-1], json.dumps(value)[1:-1]}
+    forms |= _base64_cores(raw)
+    return {form for form in forms if len(form) >= 3}
+
+
 class Redactor:
     """Replaces every registered secret (and its encodings) with ``***`` in any text."""
 
@@ -53,7 +83,7 @@ class Redactor:
     def add(self, *values: str) -> None:
         for value in values:
             if value and len(value) >= 3:
-                self._secrets.add(value)
+                self._secrets |= encoded_forms(value)
 
     def __call__(self, text: str) -> str:
         for value in sorted(self._secrets, key=len, reverse=True):

@@ -32,7 +32,6 @@ from mailcanary.daemon.probe_endpoint import ProbeEndpoint
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
 from mailcanary.daemon.sdnotify import Notifier
 from mailcanary.daemon.shards import Shard
-from mailcanary.daemon.statefile import StateDirError, check_state_dir
 from mailcanary.daemon.web import CachedExposition, WebServer
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.roundtrip.sweep import SweepReport, sweep
@@ -40,6 +39,7 @@ from mailcanary.probes.roundtrip.verdict import found_verdict, lost_verdict
 from mailcanary.probes.runner import log_result
 from mailcanary.protocols.smtp import set_helo_name
 from mailcanary.result import ProbeResult
+from mailcanary.state import StateDirError, check_state_dir
 
 log = structlog.get_logger("mailcanary.daemon")
 

@@ -19,7 +19,7 @@ import structlog
 
 from mailcanary.config import AccountConfig, Config
 from mailcanary.credentials import CredentialError, account_password
-from mailcanary.daemon.statefile import JsonState
+from mailcanary.state import JsonState
 
 log = structlog.get_logger("mailcanary.daemon.backoff")
 

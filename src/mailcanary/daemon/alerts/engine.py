@@ -162,7 +162,7 @@ class AlertEngine:
             new.append(kept)
         self.workers = new
         if self.store is not None:
-            self.store.save()
+            self.store.changed()
         return list(old.values())
 
     async def reconfigure(self, sinks: list[AlertConfig]) -> None:
@@ -171,16 +171,15 @@ class AlertEngine:
 
     def observe(self, result: ProbeResult) -> None:
         now = time.time()
-        urgent = changed = False
+        changed = False
         for worker in self.workers:
             had = (result.probe, result.target) in worker.tracker.streaks
             event = worker.tracker.observe(result, now, self.ttl_of(result.probe, result.target))
             changed = changed or had or not result.ok
             if event is not None:
-                urgent = True
                 worker.enqueue(event)
         if self.store is not None and changed:
-            self.store.changed(urgent=urgent)
+            self.store.changed()
 
     def removed(self, probe: str, target: str) -> None:
         """A target left the config: its firing alerts are resolved (the detail says why)."""
@@ -190,7 +189,7 @@ class AlertEngine:
             if event is not None:
                 worker.enqueue(event)
         if self.store is not None:
-            self.store.save()
+            self.store.changed()  # start-up pruning of 5,000 stale keys: one write
 
     def prune(self, targets: set[tuple[str, str]]) -> None:
         """After a restart: resolve the alerts of targets the config no longer has."""

@@ -10,13 +10,12 @@ and how far it has read each folder, so every message is examined once.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mailcanary.diagnosis import StateError
+from mailcanary.state import load_json, private_dir, write_atomic
 
 DIRECTORY = "inbound"
 
@@ -43,34 +42,42 @@ def _path(state_dir: Path, name: str) -> Path:
     return Path(state_dir) / DIRECTORY / f"{name}.json"
 
 
-def load(state_dir: Path, name: str) -> Memory:
-    path = _path(state_dir, name)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return Memory()
-    except (OSError, ValueError) as exc:
-        raise StateError(f"cannot read {path}: {exc}") from None
+def _memory(raw: Any) -> Memory:
+    """The file's JSON as a Memory; ValueError/TypeError/KeyError on a wrong shape."""
+    if not isinstance(raw, dict):
+        raise TypeError("not a JSON object")
     verdict = raw.get("verdict")
-    return Memory(
-        last_trigger=raw.get("last_trigger"),
-        verdict=Verdict(**verdict) if isinstance(verdict, dict) else None,
-        verdict_at=raw.get("verdict_at"),
+    floors = raw.get("floors") or {}
+    memory = Memory(
+        last_trigger=_number(raw.get("last_trigger")),
+        verdict=Verdict(**verdict) if verdict is not None else None,
+        verdict_at=_number(raw.get("verdict_at")),
         newest=raw.get("newest"),
-        floors={k: list(v) for k, v in (raw.get("floors") or {}).items()},
+        floors={str(k): [int(n) for n in v] for k, v in floors.items()},
     )
+    if memory.newest is not None and not isinstance(memory.newest, dict):
+        raise TypeError("newest is not an object")
+    return memory
+
+
+def _number(value: Any) -> float | None:
+    if value is not None and not isinstance(value, int | float):
+        raise TypeError(f"{value!r} is not a number")
+    return value
+
+
+def load(state_dir: Path, name: str) -> Memory:
+    """What the watch remembers; a file that is not what we wrote (a hand edit, a disk
+    fault, a symlink) is moved aside with a warning and the watch starts afresh."""
+    memory: Memory | None = load_json(_path(state_dir, name), _memory)
+    return memory or Memory()
 
 
 def save(state_dir: Path, name: str, memory: Memory) -> None:
-    """Atomically (write, fsync, rename), so a crash leaves the old or the new file."""
+    """Atomically, 0600, never through a symlink (mailcanary.state.write_atomic)."""
     path = _path(state_dir, name)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(memory), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        private_dir(path.parent)
+        write_atomic(path, json.dumps(asdict(memory)).encode())
     except OSError as exc:
         raise StateError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -8,6 +8,7 @@ removed once the canary has been seen and deleted.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import sqlite3
@@ -20,6 +21,7 @@ from pathlib import Path
 import structlog
 
 from mailcanary.diagnosis import StateError
+from mailcanary.state import StateInvalid, move_aside, private_dir, read_state, write_atomic
 
 log = structlog.get_logger("mailcanary.roundtrip.state")
 
@@ -71,34 +73,33 @@ def installation_id(state_dir: Path) -> str:
     """This installation's id: random once, then persisted in the state dir."""
     path = state_dir / INSTALLATION_FILE
     try:
-        value = path.read_text().strip()
+        value = (read_state(path) or b"").decode("ascii", "replace").strip()
         if value:
             return value
-    except FileNotFoundError:
-        pass
+    except StateInvalid as exc:
+        move_aside(path, exc)
     except OSError as exc:
         raise StateError(f"cannot read {path}: {exc.strerror or exc}") from None
     value = secrets.token_hex(8)
-    tmp = path.with_name(f".{INSTALLATION_FILE}.{os.getpid()}")
     try:
-        tmp.write_text(value + "\n")
-        os.replace(tmp, path)  # atomic: two processes agree on whichever landed last... once
-    except OSError as exc:
-        raise StateError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path.read_text().strip()
+        write_atomic(path, f"{value}\n".encode())  # two processes agree on the last one
+        return (read_state(path) or b"").decode("ascii", "replace").strip()
+    except (OSError, StateInvalid) as exc:
+        raise StateError(f"cannot write {path}: {exc}") from None
 
 
 class CanaryStore:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir)
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.state_dir)
         except OSError as exc:
             raise StateError(
                 f"cannot create state_dir {self.state_dir}: {exc.strerror or exc}"
             ) from None
         self.installation = installation_id(self.state_dir)
         self.path = self.state_dir / DB_NAME
+        _prepare(self.path)
         try:
             with self._db() as db:
                 db.execute(_SCHEMA)
@@ -166,6 +167,23 @@ class CanaryStore:
                 (now - RETENTION,),
             )
         return cur.rowcount
+
+
+def _prepare(path: Path) -> None:
+    """The database file exists, 0600 (SQLite gives its -wal/-shm files the same mode)
+    and is no symlink: SQLite itself would follow one and create 0644 under umask 022."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise StateError(f"state database {path}: {exc.strerror or exc}") from None
+        move_aside(path, "it is a symlink")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def _corrupt(path: Path) -> bool:

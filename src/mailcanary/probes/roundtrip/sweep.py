@@ -149,10 +149,10 @@ async def sweep_selected(ctx: ProbeContext, watcher: Watcher, store: CanaryStore
 
 
 async def _sweep_account(
-    config: Config, name: str, store: CanaryStore, report: SweepReport, older_than: float
+    config: Config, name: str, store: CanaryStore, report: SweepReport, older_than: float,
+    *, ctx: ProbeContext,
 ) -> set[str]:
     account = config.account(name)
-    ctx = ProbeContext(probe="sweep", target=name)
     client = imap_client_for(ctx, account)
     seen: set[str] = set()
     try:
@@ -203,13 +203,14 @@ async def sweep(
         if skip is not None and skip(name):
             report.errors[name] = "skipped: the account is in auth backoff"
             return
+        ctx = ProbeContext(probe="sweep", target=name)  # its redactor knows the secrets used
         try:
             with holding(limits):
-                await _sweep_account(config, name, store, report, older_than)
+                await _sweep_account(config, name, store, report, older_than, ctx=ctx)
             swept.add(name)
         except Exception as exc:  # one account must not stop the others
             fail = classify(exc, None)
-            report.errors[name] = f"{fail.cls}/{fail.reason}: {fail.detail}"
+            report.errors[name] = ctx.redact(f"{fail.cls}/{fail.reason}: {fail.detail}")
 
     await asyncio.gather(*(one(name) for name in receivers))
     now = time.time()

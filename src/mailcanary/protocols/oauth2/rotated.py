@@ -10,12 +10,13 @@ that one wins and the kept copy is dropped.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
+import secrets
 from pathlib import Path
 
-from mailcanary.credentials import Secret
+from mailcanary.credentials import CredentialError, Secret, checked_secret, fingerprint
 from mailcanary.protocols.oauth2.secretfile import write_secret_file
+from mailcanary.state import private_dir, read_state
 
 _STATE_DIR: list[Path] = []  # set once per process by the runner (the config's state_dir)
 
@@ -28,18 +29,15 @@ def _path(account: str) -> Path | None:
     return _STATE_DIR[0] / "oauth2" / f"{account}.json" if _STATE_DIR else None
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def keep(account: str, new: Secret, configured: Secret | None) -> Path | None:
     """Store `new` in state_dir; the path, or None when there is no usable state_dir."""
     path = _path(account)
     if path is None:
         return None
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    doc = {"refresh_token": new.reveal(),
-           "replaces_sha256": _digest(configured.reveal()) if configured else None}
+    private_dir(path.parent)
+    salt = secrets.token_bytes(16)
+    doc = {"refresh_token": new.reveal(), "salt": salt.hex(),
+           "replaces": fingerprint(configured.reveal(), salt) if configured else None}
     write_secret_file(path, json.dumps(doc), mode=0o600)
     return path
 
@@ -50,12 +48,14 @@ def kept(account: str, configured: Secret | None) -> Secret | None:
     if path is None:
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        token, replaces = doc["refresh_token"], doc.get("replaces_sha256")
-    except (OSError, ValueError, KeyError, TypeError):
+        doc = json.loads(read_state(path) or b"null")
+        token, replaces = doc["refresh_token"], doc.get("replaces")
+        salt = bytes.fromhex(doc["salt"])
+        token = checked_secret(str(token), f"the rotated refresh token in {path}")
+    except (OSError, ValueError, KeyError, TypeError, CredentialError):
         return None
-    if configured is not None and replaces != _digest(configured.reveal()):
+    if configured is not None and replaces != fingerprint(configured.reveal(), salt):
         with contextlib.suppress(OSError):
             path.unlink()  # re-authorized: the configured token is newer
         return None
-    return Secret(str(token)) if token else None
+    return Secret(token) if token else None
