@@ -51,11 +51,12 @@ def _base64_cores(raw: bytes) -> set[str]:
     """The base64 text of `raw` wherever it sits in a longer blob (SASL PLAIN's
     ``\0user\0pass``, XOAUTH2's ``auth=Bearer tok``): for each of the three alignments,
     the characters made of `raw`'s bytes alone, in standard and URL-safe alphabets."""
-    cores: set[str] = set()
+    whole = base64.b64encode(raw).decode()
+    cores = {whole, whole.translate(_URLSAFE), whole.rstrip("=")}
     for shift in range(3):
         padded = b"\0" * shift + raw
         text = base64.b64encode(padded).decode()
-        core = text[4 if shift else 0: 4 * (len(padded) // 3)]
+        core = text[4: 4 * (len(padded) // 3) - 4]  # groups of `raw` bytes, both sides cut
         if len(core) >= 4:
             cores.update((core, core.translate(_URLSAFE)))
     return cores
