@@ -133,7 +133,7 @@ def move_aside(path: Path, why: object) -> None:
         log.warning("state_file_corrupt", path=str(path), error=str(why),
                     note=f"could not move it aside: {move_error}; starting without it")
         return
-    log.warning("state_file_corrupt", path=str(path), moved_to=str(aside), error=str(why),
+    log.error("state_file_corrupt", path=str(path), moved_to=str(aside), error=str(why),
                 note="moved aside; starting without it")
 
 
