@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mailcanary.config.loading import ConfigError
 from mailcanary.config.models import Config
 
@@ -53,6 +51,8 @@ def web_config_of(config: Config) -> WebConfig:
 
 def load_web_config(path: Path) -> WebConfig:
     """Read and check a web.yml; every problem names its key path (ConfigError)."""
+    import yaml  # noqa: PLC0415  # only when a web.yml is configured: start-up time
+
     source = str(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

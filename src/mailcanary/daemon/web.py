@@ -19,7 +19,7 @@ import json
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -28,7 +28,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from mailcanary.config.webconfig import WebConfig
 from mailcanary.daemon.exposition import render_chunks
 from mailcanary.daemon.metrics import MetricsState
-from mailcanary.daemon.webauth import BasicAuth
+
+if TYPE_CHECKING:
+    from mailcanary.daemon.webauth import BasicAuth
 
 log = structlog.get_logger("mailcanary.daemon.web")
 
@@ -125,7 +127,6 @@ class WebServer:
         self.metrics = metrics
         self.health = CachedHealth(health)
         self.probe = probe
-        self.max_connections = max_connections
         self.server: asyncio.Server | None = None
         self.active = 0
         self.refused = 0  # closed at once: every connection was answering
@@ -136,7 +137,11 @@ class WebServer:
     def configure(self, web: WebConfig, max_connections: int) -> None:
         """Applies to connections accepted from now on (start-up and SIGHUP)."""
         self.web = web
-        self.auth = BasicAuth(web.users) if web.users else None
+        self.auth: BasicAuth | None = None
+        if web.users:  # bcrypt is imported only when basic auth is configured
+            from mailcanary.daemon.webauth import BasicAuth  # noqa: PLC0415
+
+            self.auth = BasicAuth(web.users)
         self.max_connections = max_connections
 
     async def start(self, host: str, port: int) -> None:
