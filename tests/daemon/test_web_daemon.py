@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import resource
 import shutil
+import signal
 import ssl
 import time
 from pathlib import Path
@@ -218,3 +219,35 @@ async def test_bad_web_yml_is_a_config_error_naming_the_key(
     assert daemon.proc.returncode == 2, out
     assert words in out, out
     assert "Traceback" not in out and "Plain-Password-Here" not in out
+
+
+async def test_sighup_applies_a_new_web_yml_and_keeps_the_old_on_a_bad_one(
+    testbed: MailTestBed, tmp_path: Path
+) -> None:
+    port = free_port()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    folder = tmp_path / "web"
+    folder.mkdir()
+    web_yml = folder / "web.yml"
+    hashed = bcrypt.hashpw(WEB_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    config = daemon_config(tmp_path, port,
+                           bed_account(testbed, "alice", "alice", secrets, smtp=False))
+    async with running_daemon(config, port) as daemon:
+        url = f"http://127.0.0.1:{port}/metrics"
+        config.write_text(config.read_text().replace(
+            "[daemon]\n", f'[daemon]\nweb_config_file = "{web_yml}"\n', 1))
+        web_yml.write_text(f"basic_auth_users:\n  prom: {hashed}\n")
+        daemon.signal(signal.SIGHUP)
+
+        async def status_is(code: int) -> bool:
+            return (await daemon.client.get(url)).status_code == code
+        await daemon.wait_for(lambda: status_is(401), 10, "basic auth after SIGHUP")
+        web_yml.write_text("basic_auth_users: [oops]\n")
+        daemon.signal(signal.SIGHUP)
+        await daemon.wait_for(
+            lambda: asyncio.sleep(0, "config_reload_failed" in daemon.log_path.read_text()),
+            10, "the failed reload")
+        assert (await daemon.client.get(url, auth=("prom", WEB_PASSWORD))).status_code == 200
+        assert await status_is(401)
+        assert "basic_auth_users: expected a mapping" in daemon.log_path.read_text()
