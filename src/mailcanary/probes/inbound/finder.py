@@ -4,20 +4,27 @@ In INBOX and Junk a message counts only with a UID at or past the UIDNEXT captur
 the trigger (``UID SEARCH UID n:*`` also returns the last message when none is newer, so
 the result is filtered). Folders without a captured UIDNEXT (the other folders after the
 deadline, a passive watch's first look) count messages by INTERNALDATE instead. Bodies are
-fetched with BODY.PEEK, so the user's \\Seen flags stay untouched.
+fetched with BODY.PEEK, so the user's \\Seen flags stay untouched. Anyone can send mail
+here: a message is decoded in a worker thread (the loop keeps serving /metrics and other
+probes), and one that cannot be parsed is skipped with a warning, like any examined UID.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from mailcanary.probes.inbound.message import Readable, matches, readable
+import structlog
+
+from mailcanary.probes.inbound.message import Readable, Unparseable, matches, readable
 from mailcanary.protocols.imap import ImapClient
 from mailcanary.protocols.mailboxes import Folder
+
+log = structlog.get_logger("mailcanary.inbound")
 
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 _UID = re.compile(rb"\bUID (\d+)")
@@ -110,6 +117,8 @@ class MessageFinder:
     found: dict[tuple[str, int], Found] = field(default_factory=dict)
     fetched: int = 0
     cpu: float = 0.0  # process time spent decoding and matching
+    label: str = ""  # the watch's name, for the log
+    skipped: int = 0  # messages that could not be parsed
 
     @property
     def client(self) -> ImapClient:
@@ -133,18 +142,30 @@ class MessageFinder:
             self.fetched += 1
             if folder.wire not in self.floors and (arrived is None or arrived < self.not_before):
                 continue
-            if self.is_match(raw):
+            if await asyncio.to_thread(self.is_match, raw, folder.name, uid):
                 self.found[folder.wire, uid] = Found(folder, uid, raw, arrived)
                 hits.append(uid)
         return sorted(hits)
 
-    def is_match(self, raw: bytes) -> bool:
+    def is_match(self, raw: bytes, folder: str = "", uid: int = 0) -> bool:
+        """False also for a message that cannot be parsed (warned about once: the caller
+        never examines a UID twice, a passive watch saves how far it has read)."""
         start = time.process_time()
         try:
             message: Readable = readable(raw)
             return matches(message, self.patterns)
+        except Unparseable as exc:
+            self._skip(folder, uid, str(exc), False)
+        except Exception as exc:  # our bug, or the email package's: still this mail only
+            self._skip(folder, uid, f"{type(exc).__name__}: {exc}", True)
         finally:
             self.cpu += time.process_time() - start
+        return False
+
+    def _skip(self, folder: str, uid: int, reason: str, bug: bool) -> None:
+        self.skipped += 1
+        log.warning("message_skipped", watch=self.label or None, folder=folder, uid=uid,
+                    reason=reason, exc_info=bug)
 
     def get(self, folder: Folder, uid: int) -> Found:
         return self.found[folder.wire, uid]

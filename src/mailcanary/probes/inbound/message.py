@@ -3,23 +3,29 @@
 Apps send HTML-only mail, quoted-printable or base64 bodies, RFC 2047 encoded subjects and
 Japanese charsets (ISO-2022-JP, Shift_JIS); a regex written against what the user reads
 must match all of them, so everything is decoded to str first and HTML reduced to its text.
+Anyone can send mail to a watched mailbox, so every step is linear in the message's size
+(mime.py, htmltext.py) and a message beyond the limits raises `Unparseable`.
 """
 
 from __future__ import annotations
 
-import html
+import codecs
 import re
 from dataclasses import dataclass
 from email.header import decode_header
 from email.message import Message
-from email.parser import BytesParser
+
+from mailcanary.probes.inbound.htmltext import html_text
+from mailcanary.probes.inbound.mime import HEADER_LIMIT, Unparseable, text_parts
+
+__all__ = ["Readable", "Unparseable", "html_text", "matches", "readable"]
 
 # Charsets whose Python codec is stricter than what mailers actually send.
 _WIDER = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932",
           "iso-2022-jp": "iso2022_jp_ext", "euc-jp": "euc_jis_2004"}
-_SKIP_HTML = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]*>")
-_BREAK = re.compile(r"<\s*(br|/p|/div|/tr|/li|/h\d)\b[^>]*>", re.IGNORECASE)
+# Python codecs that are no mail charset; punycode and idna decode in quadratic time.
+_NOT_CHARSETS = frozenset({"punycode", "idna", "unicode_escape", "raw_unicode_escape",
+                           "undefined", "mbcs", "oem"})
 
 
 @dataclass(frozen=True)
@@ -34,30 +40,37 @@ class Readable:
         return self.from_ if key == "from" else getattr(self, key)
 
 
-def html_text(markup: str) -> str:
-    text = _SKIP_HTML.sub(" ", markup)
-    text = _BREAK.sub("\n", text)
-    # A non-breaking space reads as a space: regexes are written against what people read.
-    return html.unescape(_TAG.sub(" ", text)).replace("\xa0", " ")
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        return None
+    if info.name in _NOT_CHARSETS or not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
 
 
 def _decode(raw: bytes, charset: str | None) -> str:
     charset = (charset or "us-ascii").lower()
     for name in (_WIDER.get(charset), charset, "utf-8"):
-        if not name:
+        codec = _codec(name)
+        if codec is None:
             continue
         try:
-            return raw.decode(name)
-        except (LookupError, UnicodeDecodeError):
+            return raw.decode(codec)
+        except UnicodeDecodeError:
             continue
     return raw.decode("utf-8", "replace")
 
 
 def _header(msg: Message, name: str) -> str:
-    """Every `name` header with its RFC 2047 encoded words decoded (wider codecs, too)."""
+    """Every `name` header with its RFC 2047 encoded words decoded (wider codecs, too).
+    Each value is cut to HEADER_LIMIT characters: nobody reads more of a subject."""
     out = []
     for value in msg.get_all(name) or []:
-        text = str(value)
+        text = str(value)[:HEADER_LIMIT]
         try:
             chunks = decode_header(text)
         except ValueError:  # a malformed encoded word: keep the text as it came
@@ -67,20 +80,14 @@ def _header(msg: Message, name: str) -> str:
     return " ".join("".join(out).split())
 
 
-def _part_text(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    return _decode(payload if isinstance(payload, bytes) else b"", part.get_content_charset())
-
-
 def readable(raw: bytes) -> Readable:
-    msg = BytesParser().parsebytes(raw)  # compat32: raw header text, decoded here
+    """Raises Unparseable for a message beyond the MIME limits (mime.py)."""
+    top, parts = text_parts(raw)
     bodies = []
-    for part in msg.walk():
-        if part.get_content_maintype() != "text" or part.get_content_disposition() == "attachment":
-            continue
-        text = _part_text(part)
-        bodies.append(html_text(text) if part.get_content_subtype() == "html" else text)
-    return Readable(_header(msg, "From"), _header(msg, "Subject"), "\n".join(bodies))
+    for part in parts:
+        text = _decode(part.payload, part.charset)
+        bodies.append(html_text(text) if part.subtype == "html" else text)
+    return Readable(_header(top, "From"), _header(top, "Subject"), "\n".join(bodies))
 
 
 def matches(message: Readable, patterns: dict[str, re.Pattern[str]]) -> bool:

@@ -60,7 +60,8 @@ async def _look(
     floor = mem.floors.get(folder.wire)
     floors = {folder.wire: floor[1]} if floor and floor[0] == validity else {}
     await imap.select_folder(folder, readonly=watch.cleanup == "keep")
-    finder = MessageFinder(lambda: imap, watch.match.patterns(""), floors, now - watch.deadline)
+    finder = MessageFinder(lambda: imap, watch.match.patterns(""), floors, now - watch.deadline,
+                           label=watch.name)
     uids = await finder(folder)
     found = [finder.get(folder, uid) for uid in uids]
     for item in found:

@@ -118,6 +118,7 @@ async def triggered(
         finder = MessageFinder(
             lambda: watcher.client, watch.match.patterns(token),
             {watcher.inbox.wire: inbox_next, **watcher.junk_next}, mem.last_trigger - 1.0,
+            label=watch.name,
         )
         try:
             await _run(ctx, config, watch, watcher, finder, token=token, after_seen=after_seen)
