@@ -11,6 +11,8 @@ next runs, not after a restart.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -51,8 +53,6 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailTestBed]:
 
 
 def deliver(bed: MailTestBed, user: str, raw: bytes) -> None:
-    import subprocess  # noqa: PLC0415 (only this helper runs doveadm with input)
-
     subprocess.run(["doveadm", "-c", str(bed.dovecot_conf), "save", "-u", user, "-m", "INBOX"],
                    input=raw, check=True, capture_output=True, timeout=30)
 
@@ -113,7 +113,7 @@ def skips(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def largest_gap(lines: list[dict[str, Any]]) -> float:
     stamps = sorted(datetime.fromisoformat(e["timestamp"]).timestamp() for e in lines)
-    return max((b - a for a, b in zip(stamps, stamps[1:], strict=False)), default=0.0)
+    return max((b - a for a, b in itertools.pairwise(stamps)), default=0.0)
 
 
 async def test_hostile_mail_neither_stalls_nor_loops(bed: MailTestBed, tmp_path: Path) -> None:

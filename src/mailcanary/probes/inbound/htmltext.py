@@ -49,7 +49,7 @@ class _Text:
 
 def html_text(markup: str) -> str:
     """The visible text of `markup`; entities decoded, a non-breaking space a space."""
-    from lxml import etree  # imported on first use: `mailcanary --version` stays quick
+    from lxml import etree  # noqa: PLC0415 (on first use: `--version` and `check` start quick)
 
     # libxml2 takes UTF-8: a lone surrogate (from an odd charset) becomes U+FFFD first.
     markup = markup.encode("utf-8", "replace").decode("utf-8")

@@ -47,7 +47,8 @@ def _part(text: str) -> Message:
         blank = _BLANK.search(text)
         head, body = (text[:blank.start()], text[blank.end():]) if blank else (text, "")
     msg = Parser().parsestr(head, headersonly=True)  # compat32: raw header text
-    msg.set_payload(msg.get_payload() + body)  # what the header block left over, if any
+    leftover = msg.get_payload()  # a line in the header block that was no header, and on
+    msg.set_payload((leftover if isinstance(leftover, str) else "") + body)
     for name in _INTERPRETED:
         values = msg.get_all(name) or []
         if any(len(str(v)) > HEADER_LIMIT for v in values):
