@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +30,10 @@ def big_state(targets: int) -> MetricsState:
     for i in range(targets):
         state.ensure("imap", f"target-{i:05d}", ("invalid_credentials", "timeout"))
     return state
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 def healthy(summary: bool) -> tuple[bool, dict[str, Any]]:
@@ -99,11 +104,16 @@ async def test_client_that_stops_reading_is_dropped_with_its_render(
         late_reader, late_writer = await idle_connection(server.port)
         assert await closed_by_server(late_reader, 0.5)  # closed at once: all were busy
         assert server.refused == 1
+        with_stuck = open_descriptors()
         started = time.monotonic()
         while server.active:
             assert time.monotonic() - started < 5, "a non-reading client was kept"
             await asyncio.sleep(0.1)
         print(f"non-reading clients dropped after {time.monotonic() - started + 0.5:.1f} s")
+        await asyncio.sleep(0.1)
+        # The server's three sockets are gone (a graceful close would keep them open,
+        # their send buffers full, for as long as the clients do not read).
+        assert open_descriptors() == with_stuck - 3
         await asyncio.sleep(1.2)  # the render's own max age
         assert server.metrics.body == []
         for _, writer in [*stuck, (late_reader, late_writer)]:

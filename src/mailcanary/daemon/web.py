@@ -179,11 +179,13 @@ class WebServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self._admit(writer):
             return
+        answered = False
         try:
             if self.web.tls is not None:
                 async with asyncio.timeout(IDLE):
                     await writer.start_tls(self.web.tls, ssl_handshake_timeout=IDLE)
             await self._exchange(reader, writer)
+            answered = True
         except (TimeoutError, ValueError, ConnectionError, ssl.SSLError,
                 asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
@@ -192,10 +194,10 @@ class WebServer:
         finally:
             self.active -= 1
             self.waiting.pop(writer, None)
-            if writer.transport.is_closing():
-                writer.transport.abort()
-            else:
-                writer.close()
+            if answered:
+                writer.close()  # everything was sent: a clean FIN
+            else:  # a graceful close would wait for a client that does not read, forever,
+                writer.transport.abort()  # holding the descriptor and the send buffer
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(HEADER_TIMEOUT):
