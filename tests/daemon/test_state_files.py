@@ -120,6 +120,7 @@ def test_write_atomic_sets_the_mode_whatever_the_umask(tmp_path: Path) -> None:
 
 WRONG_SHAPES = {
     "alerts.json": {"version": 1, "data": {"webhook-0123": [{"probe": "imap"}]}},
+    "backoff.json": {"version": 1, "data": {"jobs": {"imap:acc": {"exponent": "many"}}}},
 }
 
 

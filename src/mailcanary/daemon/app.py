@@ -26,7 +26,6 @@ from mailcanary import __version__
 from mailcanary.config import Config, ConfigError, load_config, warnings_for
 from mailcanary.config.webconfig import web_config_of
 from mailcanary.daemon.alerts import AlertEngine
-from mailcanary.daemon.backoff import BackoffStore
 from mailcanary.daemon.metrics import MetricsCollector, MetricsState, phases_for
 from mailcanary.daemon.probe_endpoint import ProbeEndpoint
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
@@ -78,7 +77,6 @@ class Daemon:
         probe = self.probe_endpoint.answer if config.daemon.probe_endpoint else None
         self.web = WebServer(self.exposition, self.health, probe,
                              max_connections=config.daemon.max_web_connections)
-        self.backoffs: BackoffStore | None = None
         self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
         self.stop_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -94,31 +92,6 @@ class Daemon:
         series = self.metrics.targets.get((kind, target))
         if series is not None:
             series.backoff = factor
-        job_id = f"{kind}:{target}"
-        exponent = self.scheduler.backoff.get(kind, target)
-        if self.backoffs is not None and (exponent or job_id in self.backoffs.jobs):
-            creds = self.backoffs.credentials(self.config, kind, target)
-            next_due = time.time() + self.scheduler.effective_interval(kind, target)
-            self.backoffs.record(job_id, exponent, creds, next_due)
-
-    def _restore_backoff(self, specs: list[JobSpec]) -> None:
-        """A saved backoff goes on unless the job's credentials changed."""
-        assert self.backoffs is not None
-        for spec in specs:
-            if spec.job_id not in self.backoffs.jobs and not self.scheduler.backoff.get(
-                spec.kind, spec.target
-            ):
-                continue  # nothing saved, nothing to reset: no secret read (10,000 files)
-            creds = self.backoffs.credentials(self.config, spec.kind, spec.target)
-            saved = self.backoffs.restore(spec.job_id, creds)
-            if saved is not None:
-                self.scheduler.restore_backoff(spec.job_id, saved.exponent,
-                                               saved.next_due - time.time())
-            elif self.scheduler.backoff.get(spec.kind, spec.target):  # new credentials: now
-                self.scheduler.restore_backoff(spec.job_id, 0, 0.0)
-            series = self.metrics.targets.get((spec.kind, spec.target))
-            if series is not None:
-                series.backoff = float(self.scheduler.backoff.factor(spec.kind, spec.target))
 
     def _alert_ttl(self, kind: str, target: str) -> float:
         """Alertmanager's endsAt: three missed runs, each as long as the probe may take
@@ -183,8 +156,8 @@ class Daemon:
         specs = self.scheduler.start()
         self._add_series(specs)
         self.alerts.prune({(s.kind, s.target) for s in specs})
-        self.backoffs = BackoffStore(daemon.state_dir)
-        self._restore_backoff(specs)
+        self.scheduler.backoff.attach(daemon.state_dir)
+        self.scheduler.resume_backoff(specs)
         for warning in warnings_for(self.config):
             log.warning("config_warning", warning=warning)
         log.info(
@@ -203,6 +176,7 @@ class Daemon:
         self.notifier.stopping()
         log.info("daemon_stopping", running_probes=len(self.scheduler.running))
         cancelled = await self.scheduler.stop(STOP_GRACE)
+        self.scheduler.backoff.close()
         for task in list(self._tasks):
             task.cancel()
         if watchdog is not None:
@@ -308,11 +282,8 @@ class Daemon:
         for spec in removed:
             self.metrics.forget(spec.kind, spec.target)
             self.alerts.removed(spec.kind, spec.target)  # a firing alert gets its resolved
-            if self.backoffs is not None:
-                self.backoffs.forget(spec.job_id)
         self._add_series(added)
-        if self.backoffs is not None:  # backoff goes on unless the credentials changed
-            self._restore_backoff(list(self.scheduler.specs.values()))
+        self.scheduler.resume_backoff(list(self.scheduler.specs.values()))
         await self.alerts.reconfigure(list(new.alerts))
         for warning in warnings_for(new):
             log.warning("config_warning", warning=warning)

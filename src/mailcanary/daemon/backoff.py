@@ -1,16 +1,27 @@
-"""Auth backoff that survives reloads and restarts, kept in `state_dir`.
+"""Auth backoff, in one place: the policy, its file in `state_dir`, and when it ends.
 
-Without it, config management (a SIGHUP a minute) or a crash loop would re-probe a wrong
-password at full rate until the provider locks the account. A job's backoff is dropped only
-when the probe succeeds or the credentials it uses change: a keyed hash of the secrets (the
-key is random, per state file, so the file holds nothing a password can be checked against
-elsewhere) together with where they come from.
+Repeated failed logins get accounts locked (Microsoft, Yahoo, fail2ban). After an ``auth``
+or ``rate_limited`` failure a probe's interval doubles per consecutive such failure, up to
+8x; one result of another class restores it. Without persistence, config management (a
+SIGHUP a minute) or a crash loop would re-probe a wrong password at full rate, so the
+streaks survive reloads and restarts in ``backoff.json``, written at most once a second.
+
+A saved backoff ends when the probe succeeds or the credentials it uses change. To notice a
+change across restarts without keeping anything a guess loop can test quickly, the file
+holds a *slow* salted fingerprint (scrypt, see `credentials.fingerprint`) of where the
+secrets come from and what they are. It is computed once per secret value in one worker
+thread (never on the event loop): when a job starts backing off, and after a restart or
+reload for each saved job, whose backoff goes on meanwhile and ends if the value differs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,22 +29,19 @@ from typing import Any
 import structlog
 
 from mailcanary.config import AccountConfig, Config
-from mailcanary.credentials import CredentialError, account_password
-from mailcanary.state import JsonState
+from mailcanary.credentials import CredentialError, account_password, fingerprint
+from mailcanary.state import BatchedState, JsonState, StateInvalid
 
 log = structlog.get_logger("mailcanary.daemon.backoff")
 
 FILE_NAME = "backoff.json"
-
-
-@dataclass(frozen=True)
-class Saved:
-    exponent: int
-    next_due: float  # wall-clock time of the next run the backoff allowed
+BACKOFF_CLASSES = ("auth", "rate_limited")
+MAX_BACKOFF = 8
 
 
 def accounts_of(config: Config, kind: str, target: str) -> list[AccountConfig]:
-    """The accounts whose credentials a job logs in with."""
+    """The accounts whose credentials a job logs in with (the probe-kind registry can
+    take this over: it is a plain function of the config)."""
     if kind == "roundtrip":
         route = config.route(target)
         return [config.account(route.from_), config.account(route.to)]
@@ -43,57 +51,195 @@ def accounts_of(config: Config, kind: str, target: str) -> list[AccountConfig]:
     return [config.account(target)] if target in names else []
 
 
-def _secret_of(account: AccountConfig) -> str:
-    if account.oauth2 is not None:
-        return account.oauth2.model_dump_json()
-    try:
-        return account_password(account).reveal()
-    except CredentialError as exc:
-        return f"unreadable: {exc}"
-
-
-class BackoffStore:
-    def __init__(self, state_dir: Path) -> None:
-        self.file = JsonState(state_dir / FILE_NAME)
-        data = self.file.load()
-        self.key = bytes.fromhex(data["key"]) if isinstance(data.get("key"), str) else (
-            secrets.token_bytes(16))
-        jobs = data.get("jobs")
-        self.jobs: dict[str, dict[str, Any]] = jobs if isinstance(jobs, dict) else {}
-
-    def credentials(self, config: Config, kind: str, target: str) -> str:
-        digest = hashlib.blake2b(key=self.key, digest_size=16)
-        for account in accounts_of(config, kind, target):
-            where = account.model_dump_json(include={"name", "username", "password_file",
-                                                     "password_env"})
-            digest.update(where.encode() + b"\0" + _secret_of(account).encode() + b"\0")
-        return digest.hexdigest()
-
-    def restore(self, job_id: str, credentials: str) -> Saved | None:
-        entry = self.jobs.get(job_id)
-        if entry is None:
-            return None
-        if entry.get("credentials") != credentials:
-            log.info("probe_backoff_reset", job=job_id, reason="the credentials changed")
-            self.forget(job_id)
-            return None
-        return Saved(int(entry["exponent"]), float(entry["next_due"]))
-
-    def record(self, job_id: str, exponent: int, credentials: str, next_due: float) -> None:
-        if exponent <= 0:
-            self.forget(job_id)
-            return
-        self.jobs[job_id] = {"exponent": exponent, "credentials": credentials,
-                             "next_due": next_due}
-        self._save()
-
-    def forget(self, job_id: str) -> None:
-        if self.jobs.pop(job_id, None) is not None:
-            self._save()
-
-    def _save(self) -> None:
+def _material(config: Config, kind: str, target: str) -> str:
+    """Where a job's secrets come from and what they are (read in the worker thread)."""
+    parts = []
+    for account in accounts_of(config, kind, target):
+        parts.append(account.model_dump_json(include={"name", "username", "password_file",
+                                                      "password_env"}))
+        if account.oauth2 is not None:
+            parts.append(account.oauth2.model_dump_json())
+            continue
         try:
-            self.file.save({"key": self.key.hex(), "jobs": self.jobs})
-        except OSError as exc:
-            log.error("state_write_failed", path=str(self.file.path),
-                      error=exc.strerror or str(exc))
+            parts.append(account_password(account).reveal())
+        except CredentialError as exc:
+            parts.append(f"unreadable: {exc}")
+    return "\0".join(parts)
+
+
+def _check(data: dict[str, Any]) -> None:
+    """The shape we write; anything else is moved aside at start-up, never a crash."""
+    if not isinstance(data.get("salt", ""), str) or not isinstance(data.get("jobs", {}), dict):
+        raise StateInvalid("salt or jobs of the wrong type")
+    bytes.fromhex(data.get("salt", ""))
+    for job_id, entry in data.get("jobs", {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("exponent"), int) or (
+            not isinstance(entry.get("next_due"), int | float)
+        ) or not isinstance(entry.get("credentials"), str | None):
+            raise StateInvalid(f"job {job_id!r} is not a backoff entry")
+
+
+class Fingerprints:
+    """Slow fingerprints of a job's credentials, one worker thread, cached per value (the
+    cache key is a keyed hash whose key never leaves this process)."""
+
+    def __init__(self, salt: bytes) -> None:
+        self.salt = salt
+        self._key = secrets.token_bytes(32)
+        self._cache: dict[str, str] = {}  # touched only by the worker thread
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mailcanary-fingerprint")
+        self.computed = 0
+
+    def _compute(self, config: Config, kind: str, target: str) -> str:
+        material = _material(config, kind, target)
+        quick = hashlib.blake2b(material.encode(), key=self._key).hexdigest()
+        slow = self._cache.get(quick)
+        if slow is None:
+            slow = self._cache[quick] = fingerprint(material, self.salt)
+            self.computed += 1
+        return slow
+
+    async def of(self, config: Config, kind: str, target: str) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._compute, config, kind, target)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Resume:
+    job_id: str
+    exponent: int
+    run_in: float  # seconds from now to the next run the saved backoff allowed
+
+
+class Backoff:
+    """Streaks per (probe, target) and, once `attach`ed, their file in `state_dir`."""
+
+    def __init__(self) -> None:
+        self.failures: dict[tuple[str, str], int] = {}  # (probe, target) -> streak
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id -> saved entry
+        self.batch: BatchedState | None = None
+        self.fingerprints = Fingerprints(secrets.token_bytes(16))
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ the policy
+
+    def get(self, probe: str, target: str) -> int:
+        """Consecutive auth/rate-limited failures of this probe."""
+        return self.failures.get((probe, target), 0)
+
+    def factor(self, probe: str, target: str) -> int:
+        return min(1 << min(self.get(probe, target), 8), MAX_BACKOFF)
+
+    def active(self, probe: str, target: str) -> bool:
+        return self.get(probe, target) > 0
+
+    def record(self, probe: str, target: str, cls: str) -> tuple[int, int]:
+        """Count one result of class `cls`: (factor before, factor after)."""
+        before = self.factor(probe, target)
+        if cls in BACKOFF_CLASSES:
+            self.failures[probe, target] = self.get(probe, target) + 1
+        else:
+            self.failures.pop((probe, target), None)
+        return before, self.factor(probe, target)
+
+    def set(self, probe: str, target: str, exponent: int) -> None:
+        """A saved streak (restored after a restart); 0 clears it."""
+        if exponent > 0:
+            self.failures[probe, target] = exponent
+        else:
+            self.failures.pop((probe, target), None)
+
+    def forget(self, probe: str, target: str) -> None:
+        """The streak in memory only (a changed job starts afresh, its saved one resumes)."""
+        self.failures.pop((probe, target), None)
+
+    # ------------------------------------------------------------------ the file
+
+    def attach(self, state_dir: Path) -> None:
+        file = JsonState(state_dir / FILE_NAME, check=_check)
+        data = file.load()
+        self.batch = BatchedState(file, self._snapshot)
+        if data.get("salt"):
+            self.fingerprints = Fingerprints(bytes.fromhex(data["salt"]))
+        self.jobs = data.get("jobs", {})
+        if "key" in data or "salt" not in data:  # an older file's fast keyed hashes: gone
+            for entry in self.jobs.values():
+                entry["credentials"] = None  # unknown: the backoff goes on
+            self._changed()
+            self.batch.flush()
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {"salt": self.fingerprints.salt.hex(), "jobs": self.jobs}
+
+    def _changed(self) -> None:
+        if self.batch is not None:
+            self.batch.changed()
+
+    def save(self, config: Config, kind: str, target: str, next_due: float) -> None:
+        """After a result: keep the job's streak (or drop it) for a restart."""
+        if self.batch is None:
+            return
+        job_id, exponent = f"{kind}:{target}", self.get(kind, target)
+        old = self.jobs.get(job_id)
+        if exponent <= 0:
+            self.drop(job_id)
+            return
+        self.jobs[job_id] = {"exponent": exponent, "next_due": next_due,
+                             "credentials": None if old is None else old.get("credentials")}
+        self._changed()
+        if old is None:  # backing off starts: whose credentials? (off the loop)
+            self._spawn(self._fill(config, kind, target))
+
+    async def _fill(self, config: Config, kind: str, target: str) -> None:
+        value = await self.fingerprints.of(config, kind, target)
+        entry = self.jobs.get(f"{kind}:{target}")
+        if entry is not None and entry.get("credentials") is None:
+            entry["credentials"] = value
+            self._changed()
+
+    def drop(self, job_id: str) -> None:
+        if self.jobs.pop(job_id, None) is not None:
+            self._changed()
+
+    def resume(self, config: Config, jobs: list[tuple[str, str]],
+               reset: Callable[[str, str], None]) -> list[Resume]:
+        """Saved backoffs to go on with now; each is checked against the credentials in
+        the background and `reset(kind, target)` is called if they changed."""
+        out, now = [], time.time()
+        for kind, target in jobs:
+            entry = self.jobs.get(f"{kind}:{target}")
+            if entry is None:
+                continue
+            out.append(Resume(f"{kind}:{target}", int(entry["exponent"]),
+                              float(entry["next_due"]) - now))
+            if entry.get("credentials") is not None:
+                self._spawn(self._verify(config, kind, target, entry["credentials"], reset))
+        return out
+
+    async def _verify(self, config: Config, kind: str, target: str, saved: str,
+                      reset: Callable[[str, str], None]) -> None:
+        if await self.fingerprints.of(config, kind, target) == saved:
+            return
+        job_id = f"{kind}:{target}"
+        if self.jobs.get(job_id, {}).get("credentials") != saved:
+            return  # a newer backoff or a success since
+        log.info("probe_backoff_reset", job=job_id, reason="the credentials changed")
+        self.drop(job_id)
+        self.forget(kind, target)
+        reset(kind, target)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self) -> None:
+        """At stop: pending checks cancelled, the file written once more."""
+        for task in self._tasks:
+            task.cancel()
+        self.fingerprints.close()
+        if self.batch is not None:
+            self.batch.close()

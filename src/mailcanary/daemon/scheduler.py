@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mailcanary.config import Config
-from mailcanary.daemon.backoff_policy import Backoff
+from mailcanary.daemon.backoff import Backoff
 from mailcanary.daemon.shards import Shard
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.runner import run_probe
@@ -238,6 +239,7 @@ class ProbeScheduler:
                 del self.jobs[job_id]
                 self.aps.remove_job(job_id)
                 self.backoff.forget(job.spec.kind, job.spec.target)
+                self.backoff.drop(job_id)
                 self.last.pop(job_id, None)
                 removed.append(job.spec)
         for job_id, spec in wanted.items():
@@ -292,6 +294,9 @@ class ProbeScheduler:
             else:
                 log.info("probe_backoff_cleared", probe=kind, target=target,
                          interval_seconds=interval)
+        if job is not None:
+            next_due = time.time() + job.spec.interval * after
+            self.backoff.save(self.config, kind, target, next_due)
         self.hooks.backoff(kind, target, float(after))
 
     async def run_now(self, kind: str, target: str, *, time_limit: float | None = None,
@@ -306,13 +311,26 @@ class ProbeScheduler:
             self._record(kind, target, result)
         return result
 
+    def resume_backoff(self, specs: list[JobSpec]) -> None:
+        """After a restart or reload: saved backoffs go on (daemon/backoff.py), and end
+        as soon as their credentials turn out to have changed."""
+        jobs = [(s.kind, s.target) for s in specs]
+        for saved in self.backoff.resume(self.config, jobs, self._reset_backoff):
+            if saved.job_id in self.jobs:
+                self.restore_backoff(saved.job_id, saved.exponent, saved.run_in)
+
+    def _reset_backoff(self, kind: str, target: str) -> None:
+        if f"{kind}:{target}" in self.jobs:
+            self.restore_backoff(f"{kind}:{target}", 0, 0.0)  # new credentials: run now
+
     def restore_backoff(self, job_id: str, exponent: int, run_in: float) -> None:
-        """Resume a backoff saved before a reload or restart (daemon/backoff.py)."""
+        """Put a job on a saved backoff (or none): its schedule and its factor."""
         job = self.jobs[job_id]
         kind, target = job.spec.kind, job.spec.target
         self.backoff.set(kind, target, exponent)
         interval = job.spec.interval * self.backoff.factor(kind, target)
         self._schedule(job.spec, interval, min(max(run_in, 0.0), interval))
+        self.hooks.backoff(kind, target, float(self.backoff.factor(kind, target)))
 
     def effective_interval(self, kind: str, target: str) -> float:
         job = self.jobs.get(f"{kind}:{target}")
