@@ -190,7 +190,8 @@ def test_password_file_newline_and_credentials_directory(
     cfg = load_config(path)
     assert account_password(cfg.accounts[0]).reveal() == "pa ss"
     (tmp_path / "alice").write_text("two\n\n")
-    assert account_password(cfg.accounts[0]).reveal() == "two\n"  # only one newline goes
+    with pytest.raises(CredentialError, match="control character"):  # only one newline goes
+        account_password(cfg.accounts[0])
     monkeypatch.setenv("BOB_PW", "from-env\n")
     assert account_password(cfg.accounts[1]).reveal() == "from-env"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import EnvSettingsSource, SettingsError
 
 from mailcanary.config.models import Config
 from mailcanary.config.presets import PROTOCOLS
@@ -62,6 +63,28 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` laid on `base` as pydantic-settings does: tables merge, the rest replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            out[key] = _merged(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def effective(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What the config will be made of: the file with the ``MAILCANARY_*`` environment laid
+    over it (the environment wins), so the cross-checks see what actually runs."""
+    try:
+        env = EnvSettingsSource(Config)()
+    except SettingsError:
+        return raw  # pydantic reports the unparsable variable itself
+    return _merged(raw, env) if env else raw
+
+
 def config_from_dict(raw: Mapping[str, Any], source: str = "config") -> Config:
     problems: list[str] = []
     config: Config | None = None
@@ -69,7 +92,9 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "config") -> Config:
         config = Config(**raw)
     except ValidationError as exc:
         problems += _pydantic_problems(exc)
-    problems += cross_reference_problems(raw)
+    except SettingsError as exc:
+        problems.append(f"environment: {exc}")
+    problems += cross_reference_problems(effective(raw))
     if problems or config is None:
         raise ConfigError(source, problems)
     return config

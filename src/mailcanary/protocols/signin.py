@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from mailcanary.config import AccountConfig
-from mailcanary.credentials import account_password
+from mailcanary.config import AccountConfig, Endpoint
+from mailcanary.credentials import CredentialError, account_password
 from mailcanary.diagnosis import BearerRejected, ServerReplyError, classify
 from mailcanary.protocols import sasl
 from mailcanary.protocols.imap import ImapClient
@@ -29,6 +29,7 @@ async def imap_login(client: ImapClient, account: AccountConfig) -> None:
                             client.authenticate_sasl)
         return
     with client.ctx.phase("auth"):
+        _clear_text_allowed(client.endpoint, "imap")
         password = account_password(account)
     await client.login(account.login, password)
 
@@ -39,8 +40,19 @@ async def line_login(client: SmtpClient | Pop3Client, account: AccountConfig) ->
         await _bearer_login(client.ctx, account, client.host, client.port, client.auth_sasl)
         return
     with client.ctx.phase("auth"):
+        _clear_text_allowed(client.endpoint, "smtp" if isinstance(client, SmtpClient) else "pop3")
         password = account_password(account)
     await client.auth_password(account.login, password)
+
+
+def _clear_text_allowed(endpoint: Endpoint, key: str) -> None:
+    """The config checks say so too, but a password never goes out in clear text unless
+    the endpoint allows it, whatever built the config (a file, the environment, code)."""
+    if endpoint.security == "none" and not endpoint.allow_insecure_auth:
+        raise CredentialError(
+            f"{key}.security = \"none\" would send the password in clear text; use \"tls\" "
+            "or \"starttls\", or set allow_insecure_auth = true"
+        )
 
 
 smtp_login = line_login
