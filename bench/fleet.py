@@ -78,7 +78,7 @@ def write_config(bed: MailTestBed, root: Path, args: argparse.Namespace, port: i
         f'[daemon]\nlisten = "127.0.0.1:{port}"\nstate_dir = "{root / "state"}"\n'
         f"max_connections_per_server = {args.per_server}\n"
         f"max_concurrent_probes = {args.global_slots}\n",
-        f'[defaults]\ninterval = "{args.interval}"\ntimeout = "20s"\n',
+        f'[defaults]\ninterval = "{args.interval}"\ntimeout = "{args.timeout}"\n',
     ]
     imap = f'{{ host = "127.0.0.1", port = {bed.imaps_port}, security = "tls" }}'
     smtp = f'{{ host = "127.0.0.1", port = {bed.submission_port}, security = "starttls" }}'
@@ -249,6 +249,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--interval", default="60s")
+    parser.add_argument("--timeout", default="20s")
     parser.add_argument("--routes", type=int, default=100)
     parser.add_argument("--route-interval", default="5m")
     parser.add_argument("--minutes", type=float, default=3)

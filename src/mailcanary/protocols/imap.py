@@ -33,7 +33,7 @@ from mailcanary.diagnosis import (
 from mailcanary.protocols import mutf7, sasl
 from mailcanary.protocols.imapwire import ImapWire, capabilities_in, capability_words
 from mailcanary.protocols.mailboxes import Folder, parse_list
-from mailcanary.protocols.transport import open_socket, record_tls, tls_context
+from mailcanary.protocols.transport import connect, record_tls, start_tls, tls_context
 from mailcanary.result import ProbeContext
 
 T = TypeVar("T")
@@ -95,21 +95,12 @@ class ImapClient:
     async def connect(self) -> None:
         security = self.endpoint.security or "tls"
         loop = asyncio.get_running_loop()
-        sock = await open_socket(self.ctx, self.host, self.port)
         self.protocol = protocol = ImapWire(loop, self.ctx)
-        try:
-            if security == "tls":
-                with self.ctx.phase("tls"):
-                    self.transport, _ = await loop.create_connection(
-                        lambda: protocol, sock=sock, ssl=self.tls, server_hostname=self.host
-                    )
-                self.encrypted = True
-                record_tls(self.ctx, self.transport.get_extra_info("ssl_object"))
-            else:
-                self.transport, _ = await loop.create_connection(lambda: protocol, sock=sock)
-        except BaseException:
-            sock.close()
-            raise
+        tls = self.tls if security == "tls" else None
+        self.transport, _ = await connect(self.ctx, self.host, self.port, lambda: protocol, tls)
+        if tls is not None:
+            self.encrypted = True
+            record_tls(self.ctx, self.transport.get_extra_info("ssl_object"))
         with self.ctx.phase("greeting"):
             greeting = (await self.guard(protocol.greeting)).decode("utf-8", "replace")
             if protocol.state == imap_impl.LOGOUT:
@@ -144,12 +135,8 @@ class ImapClient:
             response = await self.execute("STARTTLS")
             if response.result != "OK":
                 raise ImapReplyError("STARTTLS", _text(response))
-        loop = asyncio.get_running_loop()
-        with self.ctx.phase("tls"):
-            new_transport = await loop.start_tls(
-                self.transport, self.protocol, self.tls, server_hostname=self.host  # type: ignore[arg-type]
-            )
-        assert new_transport is not None
+        new_transport = await start_tls(self.ctx, self.transport, self.protocol, self.tls,
+                                        self.host)
         self.transport = new_transport
         self.protocol.transport = new_transport
         self.encrypted = True

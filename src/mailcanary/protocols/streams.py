@@ -12,10 +12,15 @@ import asyncio
 import ssl
 
 from mailcanary.diagnosis import ConnectionClosed, ProtocolViolation
-from mailcanary.protocols.transport import open_socket, record_tls
+from mailcanary.protocols.transport import connect, record_tls, start_tls
 from mailcanary.result import ProbeContext
 
 MAX_LINE = 8192  # bytes; far above any RFC line limit, far below a memory problem
+
+
+def _stream() -> tuple[asyncio.StreamReader, asyncio.StreamReaderProtocol]:
+    reader = asyncio.StreamReader(limit=MAX_LINE)
+    return reader, asyncio.StreamReaderProtocol(reader)
 
 
 class LineClient:
@@ -30,28 +35,34 @@ class LineClient:
 
     async def open(self, *, implicit_tls: bool) -> None:
         """Connect, and with `implicit_tls` complete the handshake (phase tls)."""
-        sock = await open_socket(self.ctx, self.host, self.port)
-        try:
-            if implicit_tls:
-                with self.ctx.phase("tls"):
-                    self.reader, self.writer = await asyncio.open_connection(
-                        sock=sock, ssl=self.tls, server_hostname=self.host, limit=MAX_LINE
-                    )
-                self.encrypted = True
-                record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
-            else:
-                self.reader, self.writer = await asyncio.open_connection(sock=sock, limit=MAX_LINE)
-        except BaseException:
-            sock.close()
-            raise
+        reader, protocol = _stream()
+        transport, _ = await connect(
+            self.ctx, self.host, self.port, lambda: protocol, self.tls if implicit_tls else None
+        )
+        self._attach(transport, protocol, reader)
+        if implicit_tls:
+            self.encrypted = True
+            record_tls(self.ctx, transport.get_extra_info("ssl_object"))
 
     async def upgrade(self) -> None:
-        """The TLS handshake after the server agreed to STARTTLS / STLS (phase tls)."""
+        """The TLS handshake after the server agreed to STARTTLS / STLS (phase tls).
+
+        Whatever the server sent in plaintext after its go-ahead stays in the old reader,
+        which is dropped: an on-path attacker could otherwise inject a reply that we would
+        read as if it came through TLS."""
         assert self.writer is not None and self.tls is not None
-        with self.ctx.phase("tls"):
-            await self.writer.start_tls(self.tls, server_hostname=self.host)
+        reader, protocol = _stream()
+        self.reader = None
+        transport = await start_tls(self.ctx, self.writer.transport, protocol, self.tls, self.host)
+        protocol.connection_made(transport)  # start_tls does not call it
+        self._attach(transport, protocol, reader)
         self.encrypted = True
-        record_tls(self.ctx, self.writer.get_extra_info("ssl_object"))
+        record_tls(self.ctx, transport.get_extra_info("ssl_object"))
+
+    def _attach(self, transport: asyncio.Transport, protocol: asyncio.StreamReaderProtocol,
+                reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.writer = asyncio.StreamWriter(transport, protocol, reader, asyncio.get_running_loop())
 
     async def readline(self) -> str:
         """One line without its CRLF, noted in the transcript by the caller's protocol."""

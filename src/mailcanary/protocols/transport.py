@@ -3,6 +3,13 @@
 Client libraries usually resolve, connect and handshake in one call, which hides *where*
 time went and where it failed. We resolve and connect ourselves and hand the connected
 socket to asyncio, so each step is its own phase and its own failure.
+
+Who closes what: `open_socket` owns its socket until it returns it; `connect` hands it to
+asyncio, and from then on only the transport closes it (asyncio closes the transport
+itself when the handshake fails or is cancelled). Closing the socket directly would free
+its descriptor under a transport that is still shutting TLS down; the number is reused
+at once, and the old transport's clean-up then unregisters whatever holds it now (a
+probe's socket, a /metrics connection, the loop's signal wake-up pipe).
 """
 
 from __future__ import annotations
@@ -11,13 +18,21 @@ import asyncio
 import functools
 import socket
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from mailcanary.credentials import CredentialError
 from mailcanary.protocols.limits import acquire_for
 from mailcanary.protocols.resolver import Address, resolver
 from mailcanary.result import ProbeContext, TLSInfo
+
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+# How long a closing TLS connection waits for the server's close_notify before it aborts
+# (asyncio's default is 30 s: a timed-out probe's descriptor would linger that long).
+SSL_SHUTDOWN_TIMEOUT = 2.0
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
@@ -96,6 +111,38 @@ async def open_socket(ctx: ProbeContext, host: str, port: int) -> socket.socket:
             return sock
         assert last is not None
         raise last
+
+
+async def connect(
+    ctx: ProbeContext, host: str, port: int, factory: Callable[[], P],
+    tls: ssl.SSLContext | None,
+) -> tuple[asyncio.Transport, P]:
+    """A transport on a connected socket (phases dns, connect, and tls when `tls`)."""
+    sock = await open_socket(ctx, host, port)
+    loop = asyncio.get_running_loop()
+    # From here the transport owns `sock`: never close it here, not even when cancelled.
+    if tls is None:
+        return await loop.create_connection(factory, sock=sock)
+    with ctx.phase("tls"):
+        return await loop.create_connection(
+            factory, sock=sock, ssl=tls, server_hostname=host,
+            ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT,
+        )
+
+
+async def start_tls(
+    ctx: ProbeContext, transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol,
+    tls: ssl.SSLContext, host: str,
+) -> asyncio.Transport:
+    """The in-band upgrade (phase tls); on failure asyncio closes `transport` itself."""
+    loop = asyncio.get_running_loop()
+    with ctx.phase("tls"):
+        upgraded = await loop.start_tls(
+            transport, protocol, tls, server_hostname=host,  # type: ignore[arg-type]
+            ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT,
+        )
+    assert upgraded is not None
+    return upgraded
 
 
 def _name(parts: object) -> str | None:
