@@ -32,6 +32,7 @@ class LineClient:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.encrypted = False
+        self._plain_writer: asyncio.StreamWriter | None = None
 
     async def open(self, *, implicit_tls: bool) -> None:
         """Connect, and with `implicit_tls` complete the handshake (phase tls)."""
@@ -55,6 +56,9 @@ class LineClient:
         self.reader = None
         transport = await start_tls(self.ctx, self.writer.transport, protocol, self.tls, self.host)
         protocol.connection_made(transport)  # start_tls does not call it
+        # Kept: a StreamWriter closes its transport when collected, and the plaintext
+        # transport is the one the TLS transport runs on.
+        self._plain_writer = self.writer
         self._attach(transport, protocol, reader)
         self.encrypted = True
         record_tls(self.ctx, transport.get_extra_info("ssl_object"))
