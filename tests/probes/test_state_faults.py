@@ -5,6 +5,9 @@ cleaned once their deadline has long passed."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,33 @@ async def test_kill_between_delete_and_record_removal_is_no_false_lost(
     await asyncio.sleep(2.5)  # past the canary's deadline
     report = await sweep(config)
     assert report.lost == [] and report.late == [], report
+
+
+async def test_a_locked_database_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    """Another process holds the write lock for 1.5 s (a backup, a second daemon): the
+    sweep's SQLite calls wait on their worker thread while the loop goes on ticking."""
+    cfg = write_config(tmp_path, account(
+        "alice", imap=endpoint("127.0.0.1", closed_port()), password_file=password_file(tmp_path)))
+    config = load_config(cfg)
+    CanaryStore(config.daemon.state_dir).add("old", "gone-route", "gone", 600)
+    holder = sqlite3.connect(config.daemon.state_dir / DB_NAME, isolation_level=None,
+                             check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    threading.Timer(1.5, holder.rollback).start()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.02)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    started = time.monotonic()
+    await sweep(config)
+    ticker.cancel()
+    holder.close()
+    assert time.monotonic() - started >= 1.4  # it did wait for the lock...
+    assert max(gaps) < 0.5, max(gaps)  # ...but not on the loop

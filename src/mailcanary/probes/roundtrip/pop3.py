@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from mailcanary.config import AccountConfig, RouteConfig
 from mailcanary.diagnosis import DeliveryProblem, Where
 from mailcanary.probes.roundtrip.canary import TOKEN_HEADER, auth_results, parse_headers
-from mailcanary.probes.roundtrip.state import CanaryStore
+from mailcanary.probes.roundtrip.state import Canaries
 from mailcanary.protocols.pop3 import Pop3Client
 from mailcanary.protocols.signin import pop3_login
 from mailcanary.protocols.transport import tls_context
@@ -76,7 +76,7 @@ async def _delete(ctx: ProbeContext, receiver: AccountConfig, token: str) -> boo
 
 
 async def pop3_round_trip(ctx: ProbeContext, route: RouteConfig, receiver: AccountConfig, *,
-                          store: CanaryStore, token: str, submit: Submit) -> None:
+                          store: Canaries, token: str, submit: Submit) -> None:
     """Baseline UIDL, submit, poll until the token shows up or the deadline, clean up."""
     assert receiver.pop3 is not None
     where = Where(receiver.pop3.host, receiver.pop3.effective_port, "pop3", receiver.provider)
@@ -102,7 +102,7 @@ async def pop3_round_trip(ctx: ProbeContext, route: RouteConfig, receiver: Accou
             await asyncio.sleep(min(delay, max(0.0, accepted + route.deadline - seen_at)))
             delay = min(delay * 2, MAX_POLL)
     if found is None:
-        store.set_status(token, "lost")
+        await store.set_status(token, "lost")
         ctx.current_phase = "deliver"
         raise DeliveryProblem("lost", f"not in the POP3 maildrop within {route.deadline:g} s "
                                       "of the SMTP server accepting it")
@@ -110,9 +110,9 @@ async def pop3_round_trip(ctx: ProbeContext, route: RouteConfig, receiver: Accou
     ctx.extra["auth_results"] = auth_results(headers)
     with ctx.phase("cleanup"):
         if await _delete(ctx, receiver, token):
-            store.remove(token)
+            await store.remove(token)
         else:
-            store.set_status(token, "seen")
+            await store.set_status(token, "seen")
     delivery = seen_at - accepted
     ctx.extra.update(placement="inbox", delivery_seconds=round(delivery, 6))
     ctx.transcript.note("*", f"accepted at {accepted_wall:.3f}, seen after {delivery:.3f} s")

@@ -23,7 +23,7 @@ from mailcanary.probes.roundtrip.canary import (
     received_hops,
 )
 from mailcanary.probes.roundtrip.pop3 import pop3_round_trip
-from mailcanary.probes.roundtrip.state import ACTIVE, CanaryStore
+from mailcanary.probes.roundtrip.state import ACTIVE, Canaries
 from mailcanary.probes.roundtrip.sweep import SweepReport, sweep, sweep_selected
 from mailcanary.probes.roundtrip.watch import Reopen, Sighting, Watcher
 from mailcanary.protocols.imap import ImapClient, imap_client_for
@@ -76,7 +76,7 @@ async def round_trip(
     route = config.route(target)
     sender, receiver = config.account(route.from_), config.account(route.to)
     assert sender.smtp is not None and receiver.imap is not None
-    store = CanaryStore(config.daemon.state_dir)
+    store = await Canaries.open(config.daemon.state_dir)
     canary = new_canary(route.route_name, sender.address, receiver.address, store.installation)
     message = canary.message(extra_headers)
     token = canary.token
@@ -141,7 +141,7 @@ def _reopener(ctx: ProbeContext, receiver: AccountConfig, sessions: list[ImapCli
 
 async def _pop3_route(ctx: ProbeContext, config: Config, route: RouteConfig) -> None:
     sender, receiver = config.account(route.from_), config.account(route.to)
-    store = CanaryStore(config.daemon.state_dir)
+    store = await Canaries.open(config.daemon.state_dir)
     canary = new_canary(route.route_name, sender.address, receiver.address, store.installation)
     message = canary.message()
     token = ctx.extra["token"] = canary.token
@@ -161,13 +161,13 @@ async def _pop3_route(ctx: ProbeContext, config: Config, route: RouteConfig) -> 
         smtp.close()
         # The sweep reads IMAP folders only: a record this run left in flight (an error
         # while polling, a stop) would never get a verdict; let it age out as lost.
-        record = store.get(token)
+        record = await store.get(token)
         if record is not None and record.status == "in_flight":
-            store.set_status(token, "lost")
+            await store.set_status(token, "lost")
 
 
 async def _submit(
-    ctx: ProbeContext, smtp: SmtpClient, store: CanaryStore, *, sender: AccountConfig,
+    ctx: ProbeContext, smtp: SmtpClient, store: Canaries, *, sender: AccountConfig,
     receiver: AccountConfig, route: RouteConfig, message: bytes, token: str,
 ) -> tuple[float, float]:
     """Log in to the sender and submit: (monotonic, wall) time of the server's accept.
@@ -178,22 +178,22 @@ async def _submit(
     ctx.where = Where(sender.smtp.host, sender.smtp.effective_port, "smtp")
     await smtp.connect()
     await smtp_login(smtp, sender)
-    store.add(token, route.route_name, receiver.name, route.deadline)
+    await store.add(token, route.route_name, receiver.name, route.deadline)
     with ctx.phase("send"):
         try:
             accepted = await smtp.send_message(sender.address, [receiver.address], message)
         except SmtpReplyError:
-            store.remove(token)  # refused: nothing is in flight
+            await store.remove(token)  # refused: nothing is in flight
             raise
     accepted_wall = time.time() - (time.monotonic() - accepted)
-    store.accepted(token, accepted_wall, route.deadline)
+    await store.accepted(token, accepted_wall, route.deadline)
     return accepted, accepted_wall
 
 
 async def _watch_and_clean(
     ctx: ProbeContext,
     watcher: Watcher,
-    store: CanaryStore,
+    store: Canaries,
     *,
     token: str,
     accepted: float,
@@ -214,14 +214,14 @@ async def _watch_and_clean(
     with ctx.phase("cleanup"):
         if sighting is not None:
             await watcher.select(sighting.folder)
-            store.set_status(token, "seen")  # a kill after the delete is then no false "lost"
+            await store.set_status(token, "seen")  # a kill after the delete is then no false "lost"
             if await watcher.client.uid_delete([sighting.uid]):
-                store.remove(token)
+                await store.remove(token)
             else:
-                store.set_status(token, "seen")
+                await store.set_status(token, "seen")
                 ctx.extra["cleanup"] = "left marked \\Deleted (no UIDPLUS, other deletions)"
         else:
-            store.set_status(token, "lost")
+            await store.set_status(token, "lost")
         report = await sweep_selected(ctx, watcher, store)
         if report.late:
             ctx.extra["late_canaries"] = [c.as_json() for c in report.late]

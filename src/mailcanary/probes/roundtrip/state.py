@@ -1,5 +1,9 @@
 """Canaries in flight, kept in SQLite under ``state_dir`` so a restart loses none.
 
+Probes use `Canaries`: every SQLite call (each a short transaction that may wait up to
+5 s for a lock) runs on one worker thread, never on the event loop. `CanaryStore` is the
+same store called directly (tests, tools).
+
 A record is written *before* the canary is submitted and updated when the server accepts
 it, so a crash at any point leaves a record that a later sweep can match. Records end as
 "lost" (kept a while, so a late arrival is recognised and counted once, as late) or are
@@ -8,15 +12,19 @@ removed once the canary has been seen and deleted.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 
@@ -167,6 +175,50 @@ class CanaryStore:
                 (now - RETENTION,),
             )
         return cur.rowcount
+
+
+T = TypeVar("T")
+
+# One thread for every SQLite call of the process: calls queue there, in order, and the
+# event loop never waits for a lock or a disk.
+_WORKER = ThreadPoolExecutor(1, thread_name_prefix="mailcanary-sqlite")
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_WORKER, functools.partial(fn, *args))
+
+
+class Canaries:
+    """`CanaryStore` for coroutines: the same methods, awaited, run on the worker thread."""
+
+    def __init__(self, store: CanaryStore) -> None:
+        self.sync = store
+        self.installation = store.installation
+
+    @classmethod
+    async def open(cls, state_dir: Path) -> Canaries:
+        return cls(await _off_loop(CanaryStore, Path(state_dir)))
+
+    async def add(self, token: str, route: str, receiver: str, deadline_seconds: float) -> None:
+        await _off_loop(self.sync.add, token, route, receiver, deadline_seconds)
+
+    async def accepted(self, token: str, accepted_wall: float, deadline_seconds: float) -> None:
+        await _off_loop(self.sync.accepted, token, accepted_wall, deadline_seconds)
+
+    async def set_status(self, token: str, status: str) -> None:
+        await _off_loop(self.sync.set_status, token, status)
+
+    async def remove(self, token: str) -> None:
+        await _off_loop(self.sync.remove, token)
+
+    async def get(self, token: str) -> Record | None:
+        return await _off_loop(self.sync.get, token)
+
+    async def all(self) -> list[Record]:
+        return await _off_loop(self.sync.all)
+
+    async def forget_old(self, now: float | None = None) -> int:
+        return await _off_loop(self.sync.forget_old, now)
 
 
 def _prepare(path: Path) -> None:

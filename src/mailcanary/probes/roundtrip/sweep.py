@@ -29,7 +29,7 @@ from mailcanary.probes.roundtrip.canary import (
     TOKEN_HEADER,
     parse_headers,
 )
-from mailcanary.probes.roundtrip.state import ORPHAN_GRACE, CanaryStore, Record, is_orphan
+from mailcanary.probes.roundtrip.state import ORPHAN_GRACE, Canaries, Record, is_orphan
 from mailcanary.protocols.imap import ImapClient, imap_client_for
 from mailcanary.protocols.limits import ConnectionLimits, holding
 from mailcanary.protocols.mailboxes import Folder, junk_folders
@@ -90,7 +90,7 @@ async def sweep_folder(
     client: ImapClient,
     folder: Folder,
     placement: str,
-    store: CanaryStore,
+    store: Canaries,
     report: SweepReport,
     *,
     older_than: float = STALE_AFTER,
@@ -112,7 +112,7 @@ async def sweep_folder(
         if not token or token in keep:
             continue
         seen.add(token)
-        record = store.get(token)
+        record = await store.get(token)
         if record is None:
             sent = _sent_at(headers.get(SENT_HEADER), internal)
             if sent is not None and now - sent > older_than:
@@ -133,11 +133,11 @@ async def sweep_folder(
         report.removed += len(doomed)
         report.late += late
         for token in forget:
-            store.remove(token)
+            await store.remove(token)
     return seen
 
 
-async def sweep_selected(ctx: ProbeContext, watcher: Watcher, store: CanaryStore) -> SweepReport:
+async def sweep_selected(ctx: ProbeContext, watcher: Watcher, store: Canaries) -> SweepReport:
     """After a round trip: the folder the probe has open, for earlier runs' canaries."""
     report = SweepReport()
     folder = watcher.selected_folder()
@@ -149,7 +149,7 @@ async def sweep_selected(ctx: ProbeContext, watcher: Watcher, store: CanaryStore
 
 
 async def _sweep_account(
-    config: Config, name: str, store: CanaryStore, report: SweepReport, older_than: float,
+    config: Config, name: str, store: Canaries, report: SweepReport, older_than: float,
     *, ctx: ProbeContext,
 ) -> set[str]:
     account = config.account(name)
@@ -191,7 +191,7 @@ async def sweep(
     trouble: that goes to `errors`, and its records wait for the next sweep. `limits`:
     the connection slots to log in through; `skip(account)`: accounts not to log in to
     now (auth backoff), reported in `errors`; `only(route)`: the routes this daemon runs."""
-    store = CanaryStore(config.daemon.state_dir)
+    store = await Canaries.open(config.daemon.state_dir)
     report = SweepReport()
     receivers = sorted({
         r.to for r in config.routes
@@ -215,11 +215,11 @@ async def sweep(
     await asyncio.gather(*(one(name) for name in receivers))
     now = time.time()
     routes = {r.route_name for r in config.routes}
-    for record in store.all():
+    for record in await store.all():
         if record.route not in routes and record.receiver not in receivers and (
             now > record.deadline + ORPHAN_GRACE
         ):
-            store.remove(record.token)  # its route and receiver left the config
+            await store.remove(record.token)  # its route and receiver left the config
             continue
         if record.receiver not in swept or not is_orphan(record, now):
             continue
@@ -228,9 +228,9 @@ async def sweep(
             report.pending_until = record.deadline if until is None else min(until, record.deadline)
             continue
         if record.status == "in_flight":
-            store.set_status(record.token, "lost")
+            await store.set_status(record.token, "lost")
             report.lost.append(record)
         else:  # "sending": the server may never have accepted it
-            store.remove(record.token)
-    store.forget_old(now)
+            await store.remove(record.token)
+    await store.forget_old(now)
     return report
