@@ -13,6 +13,7 @@ import httpx
 from mailcanary import __version__
 from mailcanary.config import AlertConfig, Config
 from mailcanary.daemon.alerts.state import AlertEvent, rfc3339
+from mailcanary.protocols.httpbody import capped_request
 from mailcanary.protocols.signin import smtp_login
 from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.protocols.transport import tls_context
@@ -62,7 +63,8 @@ class _HttpSink:
 
     async def _post(self, url: str, body: Any) -> None:
         try:
-            response = await self.client.post(url, json=body)
+            response = await capped_request(self.client, "POST", url, json=body,
+                                            total=HTTP_TIMEOUT)
         except httpx.HTTPError as exc:
             raise SinkError(f"{type(exc).__name__}: {exc}") from None
         if response.status_code >= 300:

@@ -3,7 +3,8 @@
 `{address}` and `{token}` are replaced in url, body and header values (no other braces are
 touched, so JSON bodies need no escaping). The bearer token is registered with the
 redactor before the request is built, and a failure's detail carries the status and the
-first few hundred characters of the body, never the token.
+first few hundred characters of the body, never the token. The answer is read to 1 MiB at
+most (after decompression): a larger one fails the trigger (protocols/httpbody.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mailcanary.credentials import (
     read_secret_file,
 )
 from mailcanary.diagnosis import TriggerFailed
+from mailcanary.protocols.httpbody import capped_request
 from mailcanary.result import ProbeContext
 
 BODY_EXCERPT = 300
@@ -96,8 +98,8 @@ async def call_trigger(
         async with httpx.AsyncClient(
             timeout=limit, verify=_http_tls(trigger.ca_file), trust_env=False
         ) as client:
-            response = await client.request(
-                trigger.method, url, headers=headers,
+            response = await capped_request(
+                client, trigger.method, url, headers=headers, total=limit,
                 content=body.encode() if body is not None else None,
             )
             # The body is read: the response is complete. Before the client's close.

@@ -9,7 +9,6 @@ mail server refuses is dropped (`invalidate`) and fetched anew once, by the call
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from mailcanary.credentials import (
     resolve_secret_path,
 )
 from mailcanary.diagnosis import OAuthTokenError, TokenEndpointTimeout
+from mailcanary.protocols.httpbody import capped_request
 from mailcanary.protocols.oauth2 import rotated as kept_tokens
 from mailcanary.protocols.oauth2.secretfile import writable, write_secret_file
 from mailcanary.protocols.transport import tls_context
@@ -79,7 +79,8 @@ async def post_token_request(
     Shared with `authorize`, which polls the same endpoint."""
     try:
         async with http_client(ca_file, http_timeout) as client:
-            response = await client.post(url, data=form, headers={"Accept": "application/json"})
+            response = await capped_request(client, "POST", url, data=form, total=http_timeout,
+                                            headers={"Accept": "application/json"})
     except httpx.TimeoutException:
         raise TokenEndpointTimeout(f"the token endpoint {url} did not answer in time") from None
     except httpx.HTTPError as exc:
@@ -89,7 +90,7 @@ async def post_token_request(
         ) from None
     try:
         data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # not JSON, not text, nested too deeply
         data = None
     if not isinstance(data, dict):
         kind = response.headers.get("content-type", "no content type")
