@@ -1,7 +1,8 @@
 """Feeds probe results to every sink's tracker and delivers events without blocking probes.
 
 Each sink has a bounded queue and one worker task: a slow or dead receiver delays only its
-own notifications. Failed sends are retried with exponential backoff, then dropped; every
+own notifications. Failed sends are retried with exponential backoff, then dropped; what is
+still queued or in flight when the grace time at a stop or reload ends is dropped too; every
 outcome is counted in ``mailcanary_alert_notifications_total{sink,status}``.
 """
 
@@ -58,6 +59,7 @@ class _SinkWorker:
             conf.after, conf.repeat, refresh_every_failure=conf.kind == "alertmanager"
         )
         self.queue: asyncio.Queue[AlertEvent] = asyncio.Queue(QUEUE_SIZE)
+        self.sending: AlertEvent | None = None  # taken from the queue, not yet delivered
         self.task = asyncio.create_task(self._work(), name=f"alert-sink-{label}")
 
     def enqueue(self, event: AlertEvent) -> None:
@@ -70,10 +72,12 @@ class _SinkWorker:
 
     async def _work(self) -> None:
         while True:
-            event = await self.queue.get()
+            event = self.sending = await self.queue.get()
             try:
                 await self._deliver(event)
+                self.sending = None
             except Exception:  # a bug in a sink must not end its worker silently
+                self.sending = None
                 self.metrics.count_notification(self.label, "failed")
                 log.exception("alert_sink_error", sink=self.label, status=event.status,
                               probe=event.probe, target=event.target)
@@ -113,7 +117,20 @@ class _SinkWorker:
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        self._drop_unsent()
         await self.sink.aclose()
+
+    def _drop_unsent(self) -> None:
+        """What the grace time did not deliver (in flight or queued) is counted and logged
+        as dropped: a stop must not lose notifications without a trace."""
+        unsent = [self.sending] if self.sending is not None else []
+        self.sending = None
+        while not self.queue.empty():
+            unsent.append(self.queue.get_nowait())
+        for event in unsent:
+            self.metrics.count_notification(self.label, "dropped")
+            log.warning("alert_dropped", sink=self.label, reason="shutdown", status=event.status,
+                        probe=event.probe, target=event.target)
 
 
 class AlertEngine:
