@@ -261,7 +261,13 @@ class ProbeScheduler:
         job.task = task
         self.running.add(task)
         task.add_done_callback(self.running.discard)
-        await self._run(job.spec)
+        try:
+            await self._run(job.spec)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            # Cut by our own stop: not a failure. APScheduler catches BaseException and
+            # would log a traceback per probe still running at SIGTERM.
 
     async def _run(self, spec: JobSpec) -> None:
         structlog.contextvars.bind_contextvars(probe=spec.kind, target=spec.target)
