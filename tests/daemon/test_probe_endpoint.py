@@ -21,6 +21,7 @@ from tests.helpers.daemon_support import (
     value,
 )
 from tests.helpers.faults import fake_server
+from tests.helpers.mailapp import mail_app
 from tests.helpers.support import endpoint
 
 pytestmark = pytest.mark.testbed
@@ -76,6 +77,37 @@ async def test_roundtrip_probe_sends_one_canary_per_interval(
         await daemon.wait_for(one_canary_from_probe, 30, "one canary from /probe")
         code, _ = await daemon.stop()
         assert code == 0
+
+
+async def test_inbound_probe_calls_the_trigger_once_per_interval(
+    testbed: MailTestBed, tmp_path: Path
+) -> None:
+    port = free_port()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    async with mail_app(testbed) as app:
+        watch = (
+            '[[inbound]]\nname = "signup"\naccount = "dave"\ninterval = "1h"\n'
+            'deadline = "10s"\nmatch = { body = "token\\\\s+{token}" }\n'
+            f'trigger = {{ url = "{app.url("normal")}", body = \'{{"email": "{{address}}", '
+            '"token": "{token}"}\' }\n'
+        )
+        config = daemon_config(tmp_path, port,
+                               bed_account(testbed, "dave", "dave", secrets, smtp=False), watch)
+        async with running_daemon(config, port) as daemon:
+            url = f"http://127.0.0.1:{port}/probe"
+            params = {"probe": "inbound", "target": "signup"}
+            first = parse_metrics((await daemon.client.get(url, params=params, timeout=30)).text)
+            assert value(first, "probe_success") == 1.0
+            again = [parse_metrics((await daemon.client.get(url, params=params)).text)
+                     for _ in range(3)]
+            assert all(value(a, "mailcanary_probe_cached") == 1.0 for a in again)
+
+            async def one_call_from_probe() -> bool:
+                scheduled = value(await daemon.metrics(), "mailcanary_probes_total",
+                                  probe="inbound", target="signup") or 0
+                return len(app.requests) == 1 + scheduled
+            await daemon.wait_for(one_call_from_probe, 20, "one trigger call from /probe")
 
 
 async def test_scrape_timeout_header_bounds_the_run(
