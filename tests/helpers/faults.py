@@ -28,6 +28,9 @@ class Script:
     capabilities: str = "IMAP4rev1 AUTH=PLAIN SASL-IR IDLE"
     ehlo: tuple[str, ...] = ("AUTH PLAIN LOGIN", "8BITMIME")
     starttls: ssl.SSLContext | None = None  # offer STARTTLS with this server context
+    # Hostile: plaintext sent with the STARTTLS/STLS go-ahead, before the handshake (forged
+    # replies an on-path attacker could inject).
+    inject_before_tls: str = ""
     capa: tuple[str, ...] | None = ("USER", "SASL PLAIN", "RESP-CODES")  # POP3; None: -ERR
     stat_reply: str = "+OK 0 0"  # POP3 STAT (UIDL: an empty maildrop)
     down_after: int | None = None  # POP3: connections after this many get "-ERR [SYS/TEMP]"
@@ -85,7 +88,7 @@ async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
         if cmd == "CAPABILITY":
             writer.write(f"* CAPABILITY {caps}\r\n{tag} OK CAPABILITY done\r\n".encode())
         elif cmd == "STARTTLS" and script.starttls is not None:
-            writer.write(f"{tag} OK Begin TLS\r\n".encode())
+            writer.write(f"{tag} OK Begin TLS\r\n{script.inject_before_tls}".encode())
             await writer.drain()
             await writer.start_tls(script.starttls)
             caps = script.capabilities
@@ -139,7 +142,7 @@ async def _smtp(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
             )
             writer.write(out.encode())
         elif cmd == "STARTTLS" and script.starttls is not None:
-            writer.write(b"220 2.0.0 Ready to start TLS\r\n")
+            writer.write(b"220 2.0.0 Ready to start TLS\r\n" + script.inject_before_tls.encode())
             await writer.drain()
             await writer.start_tls(script.starttls)
             ehlo = list(script.ehlo)
@@ -206,7 +209,7 @@ async def _pop3(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
             lines = [*script.capa, *(["STLS"] if tls_offered else [])]
             writer.write(("+OK\r\n" + "".join(f"{ln}\r\n" for ln in lines) + ".\r\n").encode())
         elif cmd == "STLS" and script.starttls is not None:
-            writer.write(b"+OK Begin TLS\r\n")
+            writer.write(b"+OK Begin TLS\r\n" + script.inject_before_tls.encode())
             await writer.drain()
             await writer.start_tls(script.starttls)
             tls_offered = False

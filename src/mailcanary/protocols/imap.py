@@ -138,7 +138,7 @@ class ImapClient:
         new_transport = await start_tls(self.ctx, self.transport, self.protocol, self.tls,
                                         self.host)
         self.transport = new_transport
-        self.protocol.transport = new_transport
+        self.protocol.tls_started(new_transport)
         self.encrypted = True
         record_tls(self.ctx, new_transport.get_extra_info("ssl_object"))
         with self.ctx.phase("starttls"):

@@ -44,6 +44,9 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
         self.commands_sent = 0  # tagged commands, for "IMAP commands per canary"
         # Answers AUTHENTICATE's "+ challenge" lines (aioimaplib would leave them unanswered).
         self.sasl_responder: Callable[[bytes], str] | None = None
+        # From STARTTLS's OK until the handshake: what the server sends is plaintext an
+        # on-path attacker may have injected; it is dropped, never parsed as a reply.
+        self.before_tls = False
 
     def _on_lost(self, exc: BaseException | None) -> None:
         if not self.lost.done():
@@ -53,6 +56,9 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
             )
 
     def data_received(self, d: bytes) -> None:
+        if self.before_tls:
+            self._drop(len(d))
+            return
         self.ctx.transcript.note("S", d.decode("utf-8", "replace").rstrip("\r\n"))
         self.since_tagged += len(d)
         try:
@@ -71,6 +77,15 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
             self._give_up(ProtocolViolation(
                 f"the server sent more than {MAX_RESPONSE} bytes without completing the "
                 f"command; last: {d[-200:]!r}"))
+
+    def _drop(self, size: int) -> None:
+        self.ctx.transcript.note("*", f"dropped {size} bytes sent in plaintext after STARTTLS")
+
+    def tls_started(self, transport: asyncio.Transport) -> None:
+        """The upgrade is done: replies are read again, through TLS."""
+        self.transport = transport
+        self.before_tls = False
+        self.incomplete_line = b""
 
     def _give_up(self, exc: ProtocolViolation) -> None:
         self.incomplete_line = b""
@@ -99,6 +114,11 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
             if not separator:
                 raise imap_impl.IncompleteRead(current_cmd, line)
             cmd = line_handler(line, current_cmd)
+            if self.before_tls:  # STARTTLS's OK: the rest of this chunk is not to be trusted
+                self.incomplete_line = b""
+                if data:
+                    self._drop(len(data))
+                return
             literal = _LITERAL.search(line) if line.endswith(b"}") else None
             if literal is not None and not _TAGGED.match(line):
                 size = int(literal.group(1))
@@ -134,6 +154,8 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
             command = found[0]
             self.pending_async_commands.pop(command.untagged_resp_name)
         result, _, text = response.partition(b" ")
+        if command.name == "STARTTLS" and result.upper() == b"OK":
+            self.before_tls = True
         command.close(text, result=result.decode("ascii", "replace").upper())
 
     def _untagged_response(self, line: bytes) -> Any:
