@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mailcanary import __version__
 from mailcanary.config import Config, ConfigError, load_config, warnings_for
+from mailcanary.config.webconfig import web_config_of
 from mailcanary.daemon import shards
 from mailcanary.daemon.app import run_daemon
 from mailcanary.logsetup import configure_logging
@@ -93,6 +94,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
+        return EXIT_CONFIG
+    try:  # the web.yml it names is part of the configuration
+        web_config_of(config)
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
         return EXIT_CONFIG
     for warning in warnings_for(config):
         print(f"warning: {warning}", file=sys.stderr)

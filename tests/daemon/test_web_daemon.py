@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import resource
 import shutil
 import signal
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import trustme
 
 from mailcanary.testbed import MailTestBed
 from tests.helpers.daemon_support import (
+    SRC,
     bed_account,
     daemon_config,
     free_port,
@@ -219,6 +223,12 @@ async def test_bad_web_yml_is_a_config_error_naming_the_key(
     assert daemon.proc.returncode == 2, out
     assert words in out, out
     assert "Traceback" not in out and "Plain-Password-Here" not in out
+    validate = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailcanary", "validate", "--config", str(config),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": SRC})
+    _, err = await validate.communicate()
+    assert validate.returncode == 2, err
+    assert words in err.decode() and "Traceback" not in err.decode()
 
 
 async def test_sighup_applies_a_new_web_yml_and_keeps_the_old_on_a_bad_one(
