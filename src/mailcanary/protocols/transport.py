@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailcanary.credentials import CredentialError
+from mailcanary.protocols.eyeballs import connect_first
 from mailcanary.protocols.limits import acquire_for
 from mailcanary.protocols.resolver import Address, resolver
 from mailcanary.result import ProbeContext, TLSInfo
@@ -84,33 +85,20 @@ async def resolve(ctx: ProbeContext, host: str, port: int) -> list[Address]:
 
 
 async def open_socket(ctx: ProbeContext, host: str, port: int) -> socket.socket:
-    """A connected non-blocking TCP socket; tries each address in turn.
+    """A connected non-blocking TCP socket to the first address that answers (eyeballs.py).
 
     In the daemon the connection first takes its server's slot, then a global one
     (`limits`); the wait counts as phase connect, so a probe stuck behind a dead server's
     connections reports a connect timeout.
     """
     addresses = await resolve(ctx, host, port)
-    loop = asyncio.get_running_loop()
     with ctx.phase("connect"):
         await acquire_for(host, port)
-        last: OSError | None = None
-        for family, addr in addresses:
-            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            sock.setblocking(False)
-            try:
-                await loop.sock_connect(sock, addr)
-            except OSError as exc:
-                sock.close()
-                last = exc
-                continue
-            except BaseException:
-                sock.close()
-                raise
-            ctx.transcript.note("*", f"connected to {addr[0]} port {addr[1]}")
-            return sock
-        assert last is not None
-        raise last
+        sock, (_, addr) = await connect_first(
+            addresses, lambda text: ctx.transcript.note("*", text)
+        )
+        ctx.transcript.note("*", f"connected to {addr[0]} port {addr[1]}")
+        return sock
 
 
 async def connect(
