@@ -19,7 +19,7 @@ from mailcanary.output import json_lines, table
 from mailcanary.probes.runner import run_probe
 from mailcanary.probes.selection import SelectionError, select_probes
 from mailcanary.protocols.oauth2 import authorize as oauth2_authorize
-from mailcanary.protocols.smtp import set_helo_name
+from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -71,8 +71,16 @@ def _load(path: str) -> Config | None:
 
 
 async def run_check(config: Config, probes: Sequence[tuple[str, str]]) -> list[ProbeResult]:
-    """All probes at once: one slow server must not delay the others' answers."""
-    return list(await asyncio.gather(*(run_probe(k, t, config) for k, t in probes)))
+    """All probes at once: one slow server must not delay the others' answers. They share
+    one runtime of their own, so they take connection slots like the daemon's
+    (`[daemon] max_concurrent_probes`, `max_connections_per_server`, an endpoint's
+    `max_connections`)."""
+    runtime = Runtime.for_config(config)
+    try:
+        return list(await asyncio.gather(
+            *(run_probe(k, t, config, runtime=runtime) for k, t in probes)))
+    finally:
+        await runtime.close()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -84,7 +92,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     except SelectionError as exc:
         print(f"mailcanary: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    set_helo_name(config.daemon.helo_name)
     results = asyncio.run(run_check(config, probes))
     render = json_lines if args.json else table
     sys.stdout.write(render(results, transcript=args.transcript))

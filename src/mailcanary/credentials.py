@@ -11,11 +11,7 @@ import os
 import unicodedata
 from pathlib import Path
 
-import structlog
-
 from mailcanary.config import AccountConfig
-
-log = structlog.get_logger(__name__)
 
 MASK = "***"
 
@@ -131,22 +127,12 @@ def read_secret_env(name: str, what: str) -> Secret:
     return Secret(checked_secret(value, f"{what}: environment variable {name}"))
 
 
-_warned_inline: set[str] = set()
-
-
 def account_password(account: AccountConfig) -> Secret:
     """The account's password, read fresh each time so a rotated file takes effect."""
     if account.password_file is not None:
         return read_secret_file(account.password_file, "password_file")
     if account.password_env is not None:
         return read_secret_env(account.password_env, "password_env")
-    if account.password is not None:
-        if account.name not in _warned_inline:
-            _warned_inline.add(account.name)
-            log.warning(
-                "inline_password",
-                account=account.name,
-                advice="use password_file or password_env instead of password",
-            )
+    if account.password is not None:  # warned about at start-up and reload (warnings_for)
         return Secret(_control_free(account.password, f"account {account.name!r} password"))
     raise CredentialError(f"account {account.name!r} has no password (it uses oauth2)")

@@ -133,6 +133,10 @@ class ProbeContext:
     extra: dict[str, Any] = field(default_factory=dict)
     where: Where | None = None  # the endpoint, for hints ("nothing listens on HOST:PORT")
     keep_transcript: bool = True
+    # The daemon's or the `check` run's shared services (protocols/runtime.py's `Runtime`:
+    # resolver cache, connection slots, HELO name, token sources). Typed there: this layer
+    # may not import the protocol layer. None: the protocols give the context its own.
+    runtime: object | None = None
     transcript: Transcript = field(init=False)
 
     def __post_init__(self) -> None:

@@ -44,8 +44,7 @@ def test_every_state_writer_makes_0600_files_in_0700_dirs(tmp_path: Path) -> Non
     AlertStore(state, dict).save()
     memory.save(state, "watch", memory.Memory(last_trigger=1.0))
     CanaryStore(state).add("tok", "route", "bob", 60.0)
-    rotated.use_state_dir(state)
-    rotated.keep("acc", Secret("new-refresh-token"), Secret("old-refresh-token"))
+    rotated.keep(state, "acc", Secret("new-refresh-token"), Secret("old-refresh-token"))
     assert mode(state) == 0o700
     for path in state.rglob("*"):
         assert mode(path) == (0o700 if path.is_dir() else 0o600), path

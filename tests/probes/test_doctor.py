@@ -17,6 +17,7 @@ import pytest
 
 from mailcanary.config import load_config
 from mailcanary.probes.runner import run_probe
+from mailcanary.protocols.runtime import Runtime
 from mailcanary.testbed.standard_ports import STANDARD_HOST, StandardPortsBed
 from tests.helpers.faults import Script, fake_server
 from tests.helpers.support import (
@@ -143,27 +144,32 @@ async def test_black_hole_everywhere_gets_no_suggestion_in_time(
     assert "suggestion" not in row
 
 
-async def test_once_per_endpoint_per_config(
+async def test_once_per_endpoint_per_runtime(
     standard_bed: StandardPortsBed, tmp_path: Path
 ) -> None:
-    """The daemon keeps its config object until a reload: a second failure of the same
-    endpoint gets the cached answer without a new candidate connection; a new config asks
-    again."""
+    """The daemon keeps its runtime: a second failure of the same endpoint gets the kept
+    answer without a new candidate connection; a reload (`reconfigure`) asks again, and so
+    does another runtime (another daemon or `check` run in the same process)."""
     script = Script("imap", capabilities="IMAP4rev1 AUTH=PLAIN")
     async with fake_server(script, host=H) as port:
         cfg = config(standard_bed, tmp_path, "imap", H, port, "starttls")
         first_config = load_config(cfg)
-        first = await run_probe("imap", "carol", first_config)
+        runtime = Runtime.for_config(first_config)
+        first = await run_probe("imap", "carol", first_config, runtime=runtime)
         after_first = script.connections
-        again = await run_probe("imap", "carol", first_config)
+        again = await run_probe("imap", "carol", first_config, runtime=runtime)
         after_again = script.connections
-        await run_probe("imap", "carol", load_config(cfg))
+        await run_probe("imap", "carol", first_config, runtime=Runtime.for_config(first_config))
+        after_other = script.connections
+        runtime.reconfigure(load_config(cfg))
+        await run_probe("imap", "carol", first_config, runtime=runtime)
         after_reload = script.connections
     assert first.extra["suggestion"] == again.extra["suggestion"] == {"port": 993,
                                                                       "security": "tls"}
     assert after_first == 2  # the probe, and the doctor's "tls on the same port"
-    assert after_again == after_first + 1  # the probe only: the doctor's answer was cached
-    assert after_reload == after_again + 2
+    assert after_again == after_first + 1  # the probe only: the doctor's answer was kept
+    assert after_other == after_again + 2
+    assert after_reload == after_other + 2
 
 
 _LOGIN_ATTEMPT = re.compile(r"passwd-file\(|user=<[^>]+>|sasl_method|SASL", re.IGNORECASE)

@@ -9,6 +9,7 @@ from pathlib import Path
 from mailcanary.config import load_config
 from mailcanary.probes.roundtrip.sweep import sweep
 from mailcanary.protocols.limits import ConnectionLimits
+from mailcanary.protocols.runtime import Runtime
 from tests.helpers.support import account, endpoint, password_file, write_config
 
 
@@ -43,7 +44,8 @@ async def test_sweep_goes_through_limits_and_backoff(tmp_path: Path) -> None:
         assert most == 4 and connections == 4  # before: everyone at once
         most = connections = 0
         limits = ConnectionLimits(total=64, per_server=1)
-        report = await sweep(config, limits=limits, skip=lambda name: name == "locked")
+        report = await sweep(config, runtime=Runtime(limits=limits),
+                             skip=lambda name: name == "locked")
     assert most == 1 and connections == 3, (most, connections)
     assert "backoff" in report.errors["locked"]
     assert set(report.errors) == set(unlimited.errors) == set(names)

@@ -23,7 +23,8 @@ from mailcanary.config import load_config
 from mailcanary.diagnosis import BearerRejected, OAuthTokenError
 from mailcanary.probes.runner import run_probe
 from mailcanary.protocols.imap import ImapClient
-from mailcanary.protocols.oauth2.tokens import access_token, forget_tokens
+from mailcanary.protocols.oauth2.tokens import TokenSource, access_token
+from mailcanary.protocols.runtime import Runtime
 from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext, ProbeResult
 from mailcanary.testbed import MailTestBed, ensure_installed
@@ -55,11 +56,19 @@ def oauth_bed(
         bed.stop()
 
 
+_RUNTIME: list[Runtime] = []  # the test's: its probes share tokens as a daemon's do
+
+
 @pytest.fixture(autouse=True)
 def _fresh_token_cache() -> Iterator[None]:
     forget_tokens()
     yield
     forget_tokens()
+
+
+def forget_tokens() -> None:
+    """A new runtime: no token source of an earlier probe is known any more."""
+    _RUNTIME[:] = [Runtime()]
 
 
 def secret_file(tmp: Path, name: str, value: str, mode: int = 0o600) -> Path:
@@ -101,7 +110,7 @@ def oauth_config(
 
 
 async def probe(kind: str, cfg: Path) -> ProbeResult:
-    return await run_probe(kind, "acc", load_config(cfg))
+    return await run_probe(kind, "acc", load_config(cfg), runtime=_RUNTIME[0])
 
 
 def outcome(result: ProbeResult) -> tuple[str, str, str | None]:
@@ -462,7 +471,9 @@ async def test_exception_text_holds_no_secret(
                        refresh_token=bad_refresh)
     account = load_config(cfg).account("acc")
     with pytest.raises(OAuthTokenError) as info:
-        await access_token(ProbeContext("imap", "acc"), account)
+        assert account.oauth2 is not None
+        await access_token(ProbeContext("imap", "acc"), account,
+                           TokenSource("acc", account.oauth2, account.ca_file), None)
     bob_cfg = oauth_config(tmp_path, oauth_bed, oauth_server.url + "/token", "exc",
                            refresh_token=oauth_server.grant("exc", "bob"))
     bob = load_config(bob_cfg).account("acc")

@@ -36,7 +36,7 @@ from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.roundtrip.sweep import SweepReport, sweep
 from mailcanary.probes.roundtrip.verdict import found_verdict, lost_verdict
 from mailcanary.probes.runner import log_result
-from mailcanary.protocols.smtp import set_helo_name
+from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeResult
 from mailcanary.state import StateDirError, check_state_dir
 
@@ -66,8 +66,9 @@ class Daemon:
         self.prom.register(MetricsCollector(self.metrics))
         for extra in (ProcessCollector, PlatformCollector, GCCollector):
             extra(registry=self.prom)
+        self.runtime = Runtime.for_config(config)  # what this daemon's probes share
         self.scheduler = ProbeScheduler(config, self.on_result, registry=self.registry,
-                                        shard=shard)
+                                        shard=shard, runtime=self.runtime)
         hooks = self.scheduler.hooks
         hooks.backoff, hooks.skip, hooks.lag = (
             self._set_backoff, self.metrics.count_skip, self.metrics.observe_lag,
@@ -151,7 +152,6 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._spawn_reload)
         self.metrics.reload_success_time = time.time()
         self.alerts.persist_in(daemon.state_dir)
-        set_helo_name(self.config.daemon.helo_name)
         self.alerts.configure(list(self.config.alerts))
         specs = self.scheduler.start()
         self._add_series(specs)
@@ -183,6 +183,7 @@ class Daemon:
             watchdog.cancel()
         await self.alerts.close(grace=1.0)
         await self.web.stop()
+        await self.runtime.close()
         log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3),
                  cancelled_probes=cancelled)
         return 0
@@ -219,7 +220,7 @@ class Daemon:
         )
         try:
             report = await asyncio.wait_for(sweep(
-                config, limits=self.scheduler.limits,
+                config, runtime=self.runtime,
                 skip=lambda name: self.scheduler.backoff.active("imap", name),
                 only=self.scheduler.shard.owns if self.scheduler.shard else None,
             ), 4 * timeout)
@@ -277,7 +278,7 @@ class Daemon:
             return False
         self.config = new
         self.web.probe = self.probe_endpoint.answer if new.daemon.probe_endpoint else None
-        set_helo_name(new.daemon.helo_name)
+        self.runtime.reconfigure(new)
         added, changed, removed = self.scheduler.apply(new)
         for spec in removed:
             self.metrics.forget(spec.kind, spec.target)

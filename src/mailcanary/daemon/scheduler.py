@@ -40,7 +40,8 @@ from mailcanary.daemon.shards import Shard
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.runner import run_probe
 from mailcanary.probes.selection import select_probes
-from mailcanary.protocols.limits import ConnectionLimits, holding, server_key
+from mailcanary.protocols.limits import server_caps
+from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeResult
 
 log = structlog.get_logger("mailcanary.daemon.scheduler")
@@ -100,19 +101,6 @@ def interval_of(config: Config, kind: str, target: str) -> float:
     return interval or config.defaults.interval
 
 
-def server_caps(config: Config) -> dict[str, int]:
-    """host:port -> an endpoint's own `max_connections` (the smallest, if several)."""
-    caps: dict[str, int] = {}
-    for account in config.accounts:
-        for name in ("imap", "smtp", "pop3"):
-            ep = getattr(account, name, None)
-            cap = getattr(ep, "max_connections", None)
-            if ep is not None and cap is not None:
-                key = server_key(ep.host, ep.effective_port)
-                caps[key] = min(cap, caps.get(key, cap))
-    return caps
-
-
 def job_specs(
     config: Config, registry: dict[str, ProbeKind], shard: Shard | None = None
 ) -> list[JobSpec]:
@@ -153,15 +141,15 @@ class ProbeScheduler:
         registry: dict[str, ProbeKind] | None = None,
         max_jitter: float | None = None,
         shard: Shard | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.config = config
+        self.runtime = runtime if runtime is not None else Runtime.for_config(config)
         self.hooks = Hooks(result=on_result)
         self.registry = registry if registry is not None else PROBES
         self.shard = shard
-        self.limits = ConnectionLimits(
-            config.daemon.max_concurrent_probes, config.daemon.max_connections_per_server,
-            server_caps(config),
-        )
+        assert self.runtime.limits is not None
+        self.limits = self.runtime.limits
         self.backoff = Backoff()
         self.jobs: dict[str, Job] = {}
         self.aps = AsyncIOScheduler(
@@ -272,9 +260,8 @@ class ProbeScheduler:
     async def _run(self, spec: JobSpec) -> None:
         structlog.contextvars.bind_contextvars(probe=spec.kind, target=spec.target)
         config = self.config
-        with holding(self.limits):
-            result = await run_probe(spec.kind, spec.target, config, registry=self.registry,
-                                     transcript=False)
+        result = await run_probe(spec.kind, spec.target, config, registry=self.registry,
+                                 transcript=False, runtime=self.runtime)
         if self.jobs.get(spec.job_id) is None:
             return  # removed by a reload while it ran
         self._record(spec.kind, spec.target, result)
@@ -310,9 +297,9 @@ class ProbeScheduler:
         """One probe outside the schedule (`/probe`), through the same limits and backoff.
         Its result is not a scheduled one: it feeds backoff and `last`, not the metrics.
         `time_limit` shortens the probe's own (a scrape's timeout)."""
-        with holding(self.limits):
-            result = await run_probe(kind, target, self.config, registry=self.registry,
-                                     transcript=transcript, time_limit=time_limit)
+        result = await run_probe(kind, target, self.config, registry=self.registry,
+                                 transcript=transcript, time_limit=time_limit,
+                                 runtime=self.runtime)
         if f"{kind}:{target}" in self.jobs:
             self._record(kind, target, result)
         return result

@@ -5,10 +5,14 @@ The candidates (diagnosis/doctor.py) are tried in parallel, each started `STAGGE
 after the previous one (as Thunderbird's account-setup guesser does) or as soon as the ones
 before it have answered, within
 min(the probe's timeout, `MAX_SECONDS`); each speaks only as far as the greeting and a
-verified TLS handshake (protocols/candidates.py), never a credential. The answer is cached
-per config object and endpoint: the daemon keeps its config until a reload, so the doctor
-runs at most once per endpoint per config; `check` builds a new config each run. It runs
-inside the failed probe's connection slot, and at most len(candidates) (<= 5) connections.
+verified TLS handshake (protocols/candidates.py), never a credential.
+
+A dead server fails hundreds of targets at once. So the search is coalesced per endpoint
+(protocol, host, port, security, ca_file) in the runtime (protocols/runtime.py): one search
+in flight, every other failed probe of that endpoint awaits its answer, which is then kept
+for `DOCTOR_TTL` (and forgotten at a reload). Each candidate connection takes connection
+slots like a probe's (its server's, then a global one) and uses the runtime's resolver
+cache; the failed probe gives its own slots back before it asks.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import asyncio
 import contextlib
 import ssl
 import time
-import weakref
 
 import structlog
 
@@ -32,7 +35,8 @@ from mailcanary.diagnosis.doctor import (
     suggestion_hint,
 )
 from mailcanary.protocols.candidates import speaks
-from mailcanary.protocols.transport import tls_context
+from mailcanary.protocols.runtime import Runtime, runtime_of
+from mailcanary.protocols.tls import tls_context
 from mailcanary.result import ProbeContext
 
 log = structlog.get_logger("mailcanary.doctor")
@@ -40,21 +44,12 @@ log = structlog.get_logger("mailcanary.doctor")
 KINDS = ("imap", "smtp", "pop3")
 STAGGER = 0.1
 MAX_SECONDS = 5.0
-_Key = tuple[str, str, int, str, str]
-_CACHES: dict[int, dict[_Key, Candidate | None]] = {}
 
 
-def _cache_of(config: Config) -> dict[_Key, Candidate | None]:
-    key = id(config)
-    if key not in _CACHES:
-        _CACHES[key] = {}
-        weakref.finalize(config, _CACHES.pop, key, None)
-    return _CACHES[key]
-
-
-async def _try(protocol: str, host: str, cand: Candidate, tls: ssl.SSLContext) -> bool:
+async def _try(runtime: Runtime, protocol: str, host: str, cand: Candidate,
+               tls: ssl.SSLContext) -> bool:
     try:
-        return await speaks(protocol, host, cand.port, cand.security, tls)
+        return await speaks(runtime, protocol, host, cand.port, cand.security, tls=tls)
     except (OSError, ssl.SSLError, EOFError, ValueError, asyncio.IncompleteReadError,
             asyncio.LimitOverrunError):
         return False
@@ -72,8 +67,8 @@ def _decided(
     return True, None
 
 
-async def find_setting(protocol: str, host: str, port: int, security: str, *,
-                       tls: ssl.SSLContext, budget: float) -> Candidate | None:
+async def find_setting(runtime: Runtime, protocol: str, host: str, port: int, security: str,
+                       *, tls: ssl.SSLContext, budget: float) -> Candidate | None:
     """The best working other setting for host, or None (none works within `budget`)."""
     order = candidates(protocol, port, security)
     results: dict[Candidate, bool] = {}
@@ -89,7 +84,7 @@ async def find_setting(protocol: str, host: str, port: int, security: str, *,
             async with asyncio.timeout(i * STAGGER):
                 await turn[i].wait()
         try:
-            return await _try(protocol, host, cand, tls)
+            return await _try(runtime, protocol, host, cand, tls)
         finally:
             answered = sum(t.done() for t in tasks) + 1
             if answered < len(turn):
@@ -124,24 +119,27 @@ async def consult(ctx: ProbeContext, config: Config, fail: Failure) -> Failure:
     kind, target = ctx.probe, ctx.target
     if kind not in KINDS or not qualifies(fail.reason, ctx.current_phase):
         return fail
+    runtime = runtime_of(ctx)
     try:
         account = config.account(target)
         endpoint = getattr(account, kind)
         if endpoint is None:
             return fail
-        port, security = endpoint.effective_port, endpoint.security or "tls"
-        key = (kind, endpoint.host.lower(), port, security, str(account.ca_file))
-        cache = _cache_of(config)
-        if key not in cache:
+        host, port, security = endpoint.host, endpoint.effective_port, endpoint.security or "tls"
+        tls = tls_context(account.ca_file)
+        budget = min(config.timeout_of(account), MAX_SECONDS)
+
+        async def search() -> Candidate | None:
             start = time.perf_counter()
-            cache[key] = await find_setting(
-                kind, endpoint.host, port, security, tls=tls_context(account.ca_file),
-                budget=min(config.timeout_of(account), MAX_SECONDS))
-            found = cache[key]
-            log.info("doctor", probe=kind, target=target,
+            found = await find_setting(runtime, kind, host, port, security, tls=tls,
+                                       budget=budget)
+            log.info("doctor", probe=kind, target=target, server=f"{host}:{port}",
                      seconds=round(time.perf_counter() - start, 4),
                      suggestion=found.as_json() if found else None)
-        cand = cache[key]
+            return found
+
+        key = (kind, host.lower(), port, security, str(account.ca_file))
+        cand = await runtime.doctor.get(key, search)
     except Exception:  # advice only: log the bug, keep the probe's own result
         log.error("doctor_failed", probe=kind, target=target, exc_info=True)
         return fail

@@ -2,6 +2,7 @@
 
 `run_probe` never raises (except for cancellation of the caller itself): whatever a probe
 does, including a bug, comes back as a `ProbeResult`, so one account can never stop another.
+Its connections take the slots of its runtime's limits (the daemon's or `check`'s).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from mailcanary.config import Config
 from mailcanary.diagnosis import Failure, classify, failure
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.doctor import consult
-from mailcanary.protocols.oauth2.rotated import use_state_dir
+from mailcanary.protocols.limits import holding, release_held
+from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeContext, ProbeResult
 
 log = structlog.get_logger("mailcanary.probe")
@@ -30,12 +32,22 @@ async def run_probe(
     registry: dict[str, ProbeKind] | None = None,
     transcript: bool = True,
     time_limit: float | None = None,
+    runtime: Runtime | None = None,
 ) -> ProbeResult:
     """`transcript=False` (the daemon) skips building and redacting the conversation;
-    `time_limit` (a /probe scrape's) shortens the probe's own."""
-    probe = (registry or PROBES)[kind]
-    use_state_dir(config.daemon.state_dir)  # where rotated OAuth2 refresh tokens may go
-    ctx = ProbeContext(probe=kind, target=target, keep_transcript=transcript)
+    `time_limit` (a /probe scrape's) shortens the probe's own. `runtime`: what this probe
+    shares with the others of its daemon or `check` run; None (tests, benchmarks): a
+    runtime of its own, with the config's limits."""
+    if runtime is None:
+        runtime = Runtime.for_config(config)
+    with holding(runtime.limits):
+        return await _run(kind, target, config, (registry or PROBES)[kind],
+                          transcript=transcript, time_limit=time_limit, runtime=runtime)
+
+
+async def _run(kind: str, target: str, config: Config, probe: ProbeKind, *,
+               transcript: bool, time_limit: float | None, runtime: Runtime) -> ProbeResult:
+    ctx = ProbeContext(probe=kind, target=target, keep_transcript=transcript, runtime=runtime)
     start = time.perf_counter()
     fail: Failure | None = None
     try:
@@ -54,6 +66,7 @@ async def run_probe(
         log_exception(ctx, exc, fail.reason)
     duration = time.perf_counter() - start
     if fail is not None:  # a wrong port or security? the settings doctor suggests the right one
+        release_held()  # the probe's connection is over: waiting for the doctor holds no slot
         fail = await consult(ctx, config, fail)
     if fail is None:
         fail = failure("ok", "", ctx.where)

@@ -9,12 +9,13 @@ no user name, no password, no AUTH. Every read is bounded in length and count.
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 
-from mailcanary.protocols.smtp import helo_name
+from mailcanary.protocols.limits import holding
+from mailcanary.protocols.runtime import Runtime
+from mailcanary.protocols.streams import LineClient
+from mailcanary.result import ProbeContext
 
-_MAX_LINE = 8192
 _MAX_LINES = 64
 GREETINGS: dict[str, tuple[str, ...]] = {
     "imap": ("* OK", "* PREAUTH"),
@@ -23,94 +24,91 @@ GREETINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-async def _line(reader: asyncio.StreamReader) -> str:
-    raw = await reader.readuntil(b"\n")  # bounded by the reader's limit
-    return raw.decode("utf-8", "replace").rstrip("\r\n")
-
-
-async def _smtp_reply(reader: asyncio.StreamReader) -> list[str]:
+async def _smtp_reply(client: LineClient) -> list[str]:
     lines = []
     for _ in range(_MAX_LINES):
-        line = await _line(reader)
+        line = await client.readline()  # bounded by streams.MAX_LINE
         lines.append(line)
         if len(line) < 4 or line[3] != "-":
             return lines
     return lines
 
 
-async def _greeting(protocol: str, reader: asyncio.StreamReader) -> str | None:
+async def _greeting(protocol: str, client: LineClient) -> str | None:
     """The greeting's text when it is this protocol's, else None."""
     if protocol == "smtp":
-        lines = await _smtp_reply(reader)
+        lines = await _smtp_reply(client)
         return "\n".join(lines) if lines[-1].startswith("220") else None
-    line = await _line(reader)
+    line = await client.readline()
     return line if line.startswith(GREETINGS[protocol]) else None
 
 
-async def _starttls_offered(
-    protocol: str, greeting: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> bool:
+async def _starttls_offered(protocol: str, greeting: str, client: LineClient,
+                            runtime: Runtime) -> bool:
     """Ask for the capabilities (CAPABILITY, EHLO, CAPA) and look for STARTTLS / STLS."""
     if protocol == "imap":
         if "STARTTLS" in greeting.upper():
             return True
-        writer.write(b"c1 CAPABILITY\r\n")
+        await client.send("c1 CAPABILITY")
         offered = False
         for _ in range(_MAX_LINES):
-            line = await _line(reader)
+            line = await client.readline()
             if line.startswith("c1 "):
                 return offered
             offered = offered or (line.startswith("* CAPABILITY") and "STARTTLS" in line.upper())
         return False
     if protocol == "smtp":
-        writer.write(f"EHLO {helo_name()}\r\n".encode())
-        return any(ln[4:].strip().upper() == "STARTTLS" for ln in await _smtp_reply(reader))
-    writer.write(b"CAPA\r\n")
-    if not (await _line(reader)).startswith("+OK"):
+        await client.send(f"EHLO {await runtime.helo()}")
+        return any(ln[4:].strip().upper() == "STARTTLS" for ln in await _smtp_reply(client))
+    await client.send("CAPA")
+    if not (await client.readline()).startswith("+OK"):
         return False
     offered = False
     for _ in range(_MAX_LINES):
-        line = await _line(reader)
+        line = await client.readline()
         if line == ".":
             return offered
         offered = offered or line.strip().upper() == "STLS"
     return False
 
 
-async def _go_ahead(protocol: str, reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter) -> bool:
-    command, ok = {"imap": (b"c2 STARTTLS\r\n", "c2 OK"), "smtp": (b"STARTTLS\r\n", "220"),
-                   "pop3": (b"STLS\r\n", "+OK")}[protocol]
-    writer.write(command)
+async def _go_ahead(protocol: str, client: LineClient) -> bool:
+    command, ok = {"imap": ("c2 STARTTLS", "c2 OK"), "smtp": ("STARTTLS", "220"),
+                   "pop3": ("STLS", "+OK")}[protocol]
+    await client.send(command)
     for _ in range(_MAX_LINES):
-        line = await _line(reader)
+        line = await client.readline()
         if not line.startswith("* "):  # IMAP may send untagged lines first
             return line.upper().startswith(ok.upper())
     return False
 
 
 async def speaks(
-    protocol: str, host: str, port: int, security: str, tls: ssl.SSLContext
+    runtime: Runtime, protocol: str, host: str, port: int, security: str, *,
+    tls: ssl.SSLContext,
 ) -> bool:
     """True when host:port greets as `protocol` with `security` (tls or starttls) and the
-    TLS handshake verifies. Raises OSError / ssl.SSLError / EOFError-like errors on trouble
-    (the caller treats any of them as "does not work")."""
-    implicit = security == "tls"
-    reader, writer = await asyncio.open_connection(
-        host, port, ssl=tls if implicit else None, server_hostname=host if implicit else None,
-        limit=_MAX_LINE,
-    )
-    try:
-        greeting = await _greeting(protocol, reader)
-        if greeting is None:
-            return False
-        if implicit:
+    TLS handshake verifies. Raises OSError / ssl.SSLError / ValueError-like errors on
+    trouble (the caller treats any of them as "does not work").
+
+    The connection goes through `runtime`: its resolver cache, and a slot of its
+    connection limits like any probe's connection (the server's, then a global one)."""
+    ctx = ProbeContext(protocol, f"doctor:{host}:{port}", keep_transcript=False,
+                       runtime=runtime)
+    client = LineClient(ctx, host, port, tls)
+    with holding(runtime.limits):
+        try:
+            await client.open(implicit_tls=security == "tls")
+            greeting = await _greeting(protocol, client)
+            if greeting is None:
+                return False
+            if security == "tls":
+                return True
+            if not await _starttls_offered(protocol, greeting, client, runtime):
+                return False
+            if not await _go_ahead(protocol, client):
+                return False
+            await client.upgrade()
             return True
-        if not await _starttls_offered(protocol, greeting, reader, writer):
-            return False
-        if not await _go_ahead(protocol, reader, writer):
-            return False
-        await writer.start_tls(tls, server_hostname=host)
-        return True
-    finally:
-        writer.close()
+        finally:
+            client.close()

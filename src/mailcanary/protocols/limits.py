@@ -7,10 +7,11 @@ slot first and only then takes a global one, so probes queued behind a dead or b
 hold nothing global. A probe holds at most one connection's slots at a time: opening its
 next connection (a round trip's SMTP leg after its IMAP login) gives the previous ones
 back, and the delivery wait gives them back too (`release_held`), because an idling
-connection costs the server a file descriptor, not a login. `check` runs without limits.
+connection costs the server a file descriptor, not a login.
 
 The daemon installs a `SlotHolder` per probe in a context variable (`holding`); the
-transport calls `acquire_for` before it connects.
+transport calls `acquire_for` before it connects. `check` takes the same slots (its runtime's
+`ConnectionLimits`), and so do the settings doctor's candidate connections.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from mailcanary.config import Config
 
 
 class ConnectionLimits:
@@ -51,9 +54,28 @@ class ConnectionLimits:
             entry = self.servers[key] = (asyncio.Semaphore(cap), cap)
         return key, entry[0]
 
+    @classmethod
+    def for_config(cls, config: Config) -> ConnectionLimits:
+        daemon = config.daemon
+        return cls(daemon.max_concurrent_probes, daemon.max_connections_per_server,
+                   server_caps(config))
+
 
 def server_key(host: str, port: int) -> str:
     return f"{host.lower().strip('[]')}:{port}"
+
+
+def server_caps(config: Config) -> dict[str, int]:
+    """host:port -> an endpoint's own `max_connections` (the smallest, if several)."""
+    caps: dict[str, int] = {}
+    for account in config.accounts:
+        for name in ("imap", "smtp", "pop3"):
+            ep = getattr(account, name, None)
+            cap = getattr(ep, "max_connections", None)
+            if ep is not None and cap is not None:
+                key = server_key(ep.host, ep.effective_port)
+                caps[key] = min(cap, caps.get(key, cap))
+    return caps
 
 
 @dataclass

@@ -15,8 +15,9 @@ from mailcanary.credentials import CredentialError, account_password
 from mailcanary.diagnosis import BearerRejected, ServerReplyError, classify
 from mailcanary.protocols import sasl
 from mailcanary.protocols.imap import ImapClient
-from mailcanary.protocols.oauth2.tokens import access_token, token_source
+from mailcanary.protocols.oauth2.tokens import access_token
 from mailcanary.protocols.pop3 import Pop3Client
+from mailcanary.protocols.runtime import runtime_of
 from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.result import ProbeContext
 
@@ -64,7 +65,9 @@ async def _bearer_login(
 ) -> None:
     assert account.oauth2 is not None
     mechanism = account.oauth2.effective_mechanism
-    token, fetched = await access_token(ctx, account)
+    runtime = runtime_of(ctx)
+    source = runtime.token_source(account)
+    token, fetched = await access_token(ctx, account, source, runtime.state_dir)
     for attempt in (1, 2):
         initial = sasl.initial_response(mechanism, account.login, token.reveal(), host, port)
         ctx.redact.add(token.reveal(), initial)
@@ -77,5 +80,5 @@ async def _bearer_login(
                 raise BearerRejected(exc) from None
             ctx.transcript.note("*", "the server refused the cached access token; fetching "
                                      "a new one")
-            token_source(account).invalidate(token)
-            token, fetched = await access_token(ctx, account)
+            source.invalidate(token)
+            token, fetched = await access_token(ctx, account, source, runtime.state_dir)

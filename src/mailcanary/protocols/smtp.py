@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import ssl
 import time
 
@@ -25,30 +24,13 @@ from mailcanary.diagnosis import (
     TLSRequired,
 )
 from mailcanary.protocols import sasl
+from mailcanary.protocols.runtime import runtime_of
 from mailcanary.protocols.streams import LineClient
 from mailcanary.result import ProbeContext
 
 # A reply is bounded too: an endless "220-" greeting must end as a failure, not as memory.
 _MAX_REPLY_LINES = 512
 _MAX_REPLY_BYTES = 256 << 10
-
-
-_helo: list[str] = []  # the name, once known: getfqdn() may ask a slow resolver
-
-
-def helo_name() -> str:
-    """`[daemon] helo_name`, else this machine's FQDN, looked up once per process."""
-    if not _helo:
-        name = socket.getfqdn()
-        _helo.append(name if "." in name else "mailcanary.localdomain")
-    return _helo[0]
-
-
-def set_helo_name(name: str | None) -> None:
-    """Use `name` in EHLO from now on (None: look the FQDN up again, once)."""
-    _helo.clear()
-    if name:
-        _helo.append(name)
 
 
 class SmtpClient(LineClient):
@@ -106,7 +88,7 @@ class SmtpClient(LineClient):
             await self.starttls()
 
     async def ehlo(self) -> None:
-        code, text = await self.command(f"EHLO {helo_name()}")
+        code, text = await self.command(f"EHLO {await runtime_of(self.ctx).helo()}")
         if code != 250:
             raise SmtpReplyError("EHLO", code, f"{code} {text}")
         self.extensions = {}

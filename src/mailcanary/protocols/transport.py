@@ -15,18 +15,17 @@ probe's socket, a /metrics connection, the loop's signal wake-up pipe).
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
-from mailcanary.credentials import CredentialError
 from mailcanary.protocols.eyeballs import connect_first
 from mailcanary.protocols.limits import acquire_for
-from mailcanary.protocols.resolver import Address, resolver
+from mailcanary.protocols.resolver import Address
+from mailcanary.protocols.runtime import runtime_of
+from mailcanary.protocols.tls import tls_context
 from mailcanary.result import ProbeContext, TLSInfo
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
@@ -35,42 +34,8 @@ P = TypeVar("P", bound=asyncio.BaseProtocol)
 # (asyncio's default is 30 s: a timed-out probe's descriptor would linger that long).
 SSL_SHUTDOWN_TIMEOUT = 2.0
 
-
-def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """The system trust store, plus the account's extra anchors when it names a ca_file.
-
-    Loading the system store costs ~20 ms of CPU, ten times a whole loopback login, so
-    contexts are cached; a changed ca_file (new mtime or size) gets a fresh one.
-    """
-    key: tuple[str, int, int] | None = None
-    if ca_file is not None:
-        try:
-            st = ca_file.stat()
-            key = (str(ca_file), st.st_mtime_ns, st.st_size)
-        except OSError:
-            key = None  # let _build_context report the problem
-    return _cached_context(key) if key is not None or ca_file is None else _build_context(ca_file)
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_context(key: tuple[str, int, int] | None) -> ssl.SSLContext:
-    return _build_context(Path(key[0]) if key is not None else None)
-
-
-def _build_context(ca_file: Path | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if ca_file is not None:
-        try:
-            ctx.load_verify_locations(cafile=str(ca_file))
-        except FileNotFoundError:
-            raise CredentialError(f"cannot read ca_file {ca_file}: no such file") from None
-        except PermissionError:
-            raise CredentialError(f"cannot read ca_file {ca_file}: permission denied") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise CredentialError(
-                f"ca_file {ca_file} holds no usable PEM certificate: {exc}"
-            ) from None
-    return ctx
+__all__ = ["SSL_SHUTDOWN_TIMEOUT", "connect", "open_socket", "record_tls", "resolve",
+           "start_tls", "tls_context", "tls_info"]  # tls_context: moved to protocols/tls.py
 
 
 
@@ -79,7 +44,7 @@ async def resolve(ctx: ProbeContext, host: str, port: int) -> list[Address]:
         if host.lower().rstrip(".").endswith(".invalid"):
             # RFC 6761: names under .invalid never resolve; answer as a resolver must.
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        addresses = await resolver().resolve(host.strip("[]"), port)
+        addresses = await runtime_of(ctx).resolver.resolve(host.strip("[]"), port)
     ctx.transcript.note("*", f"resolved {host} to {', '.join(str(a[1][0]) for a in addresses)}")
     return addresses
 

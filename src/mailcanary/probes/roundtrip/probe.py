@@ -23,10 +23,11 @@ from mailcanary.probes.roundtrip.canary import (
     received_hops,
 )
 from mailcanary.probes.roundtrip.pop3 import pop3_round_trip
-from mailcanary.probes.roundtrip.state import ACTIVE, Canaries
+from mailcanary.probes.roundtrip.state import Canaries
 from mailcanary.probes.roundtrip.sweep import SweepReport, sweep, sweep_selected
 from mailcanary.probes.roundtrip.watch import Reopen, Sighting, Watcher
 from mailcanary.protocols.imap import ImapClient, imap_client_for
+from mailcanary.protocols.runtime import runtime_of
 from mailcanary.protocols.signin import imap_login, smtp_login
 from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.protocols.transport import tls_context
@@ -87,7 +88,7 @@ async def round_trip(
     smtp = _smtp_client(ctx, sender)
     quitting: asyncio.Task[None] | None = None
     sessions = [imap]  # and those a watcher opens when the server drops one
-    ACTIVE.add(token)
+    runtime_of(ctx).canaries.add(token)  # never swept from under this run
     try:
         await imap.connect()
         await imap_login(imap, receiver)
@@ -115,7 +116,7 @@ async def round_trip(
         _verdict(ctx, deadline=route.deadline, slo=route.slo, sighting=sighting, late=late,
                  accepted=accepted)
     finally:
-        ACTIVE.discard(token)
+        runtime_of(ctx).canaries.discard(token)
         if quitting is not None:
             await asyncio.gather(quitting, return_exceptions=True)
         smtp.close()
@@ -153,11 +154,11 @@ async def _pop3_route(ctx: ProbeContext, config: Config, route: RouteConfig) -> 
         await smtp.quit()
         return accepted
 
-    ACTIVE.add(token)
+    runtime_of(ctx).canaries.add(token)  # never swept from under this run
     try:
         await pop3_round_trip(ctx, route, receiver, store=store, token=token, submit=submit)
     finally:
-        ACTIVE.discard(token)
+        runtime_of(ctx).canaries.discard(token)
         smtp.close()
         # The sweep reads IMAP folders only: a record this run left in flight (an error
         # while polling, a stop) would never get a verdict; let it age out as lost.

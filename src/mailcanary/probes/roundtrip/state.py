@@ -19,7 +19,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
@@ -37,9 +37,6 @@ DB_NAME = "roundtrip.sqlite3"
 INSTALLATION_FILE = "installation-id"
 ORPHAN_GRACE = 60.0  # seconds past its deadline after which nobody still watches a canary
 RETENTION = 7 * 86400.0  # how long a lost canary's record waits for a late arrival
-
-# Tokens whose probe runs in this process right now: never swept from under them.
-ACTIVE: set[str] = set()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS canaries (
@@ -259,9 +256,11 @@ def _move_aside(path: Path, exc: Exception) -> None:
               note="moved aside; in-flight canaries it held will be swept as unknown")
 
 
-def is_orphan(record: Record, now: float | None = None) -> bool:
-    """In flight, but no probe watches it any more (cancelled, crashed or restarted)."""
-    if record.status not in ("sending", "in_flight") or record.token in ACTIVE:
+def is_orphan(record: Record, now: float | None = None, *,
+              active: Collection[str] = ()) -> bool:
+    """In flight, but no probe watches it any more (cancelled, crashed or restarted).
+    `active`: the tokens whose probe runs in this runtime right now (Runtime.canaries)."""
+    if record.status not in ("sending", "in_flight") or record.token in active:
         return False
     now = time.time() if now is None else now
     return (

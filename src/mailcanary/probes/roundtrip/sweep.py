@@ -31,8 +31,9 @@ from mailcanary.probes.roundtrip.canary import (
 )
 from mailcanary.probes.roundtrip.state import ORPHAN_GRACE, Canaries, Record, is_orphan
 from mailcanary.protocols.imap import ImapClient, imap_client_for
-from mailcanary.protocols.limits import ConnectionLimits, holding
+from mailcanary.protocols.limits import holding
 from mailcanary.protocols.mailboxes import Folder, junk_folders
+from mailcanary.protocols.runtime import Runtime, runtime_of
 from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext
 
@@ -118,7 +119,9 @@ async def sweep_folder(
             if sent is not None and now - sent > older_than:
                 doomed.append(uid)
             continue
-        if record.status in ("sending", "in_flight") and not is_orphan(record, now):
+        if record.status in ("sending", "in_flight") and not is_orphan(
+            record, now, active=runtime_of(client.ctx).canaries
+        ):
             continue  # a probe still watches it
         doomed.append(uid)
         forget.append(token)
@@ -183,14 +186,16 @@ async def sweep(
     config: Config,
     *,
     older_than: float = STALE_AFTER,
-    limits: ConnectionLimits | None = None,
+    runtime: Runtime | None = None,
     skip: Callable[[str], bool] | None = None,
     only: Callable[[str], bool] | None = None,
 ) -> SweepReport:
     """Every folder of every route's receiving account. Never raises for an account's
-    trouble: that goes to `errors`, and its records wait for the next sweep. `limits`:
-    the connection slots to log in through; `skip(account)`: accounts not to log in to
+    trouble: that goes to `errors`, and its records wait for the next sweep. `runtime`:
+    the daemon's (connection slots to log in through, its round trips in flight; None: a
+    runtime of its own with the config's limits); `skip(account)`: accounts not to log in to
     now (auth backoff), reported in `errors`; `only(route)`: the routes this daemon runs."""
+    runtime = runtime if runtime is not None else Runtime.for_config(config)
     store = await Canaries.open(config.daemon.state_dir)
     report = SweepReport()
     receivers = sorted({
@@ -203,9 +208,10 @@ async def sweep(
         if skip is not None and skip(name):
             report.errors[name] = "skipped: the account is in auth backoff"
             return
-        ctx = ProbeContext(probe="sweep", target=name)  # its redactor knows the secrets used
+        # Its redactor knows the secrets used; the daemon's runtime: its resolver, tokens.
+        ctx = ProbeContext(probe="sweep", target=name, runtime=runtime)
         try:
-            with holding(limits):
+            with holding(runtime.limits):
                 await _sweep_account(config, name, store, report, older_than, ctx=ctx)
             swept.add(name)
         except Exception as exc:  # one account must not stop the others
@@ -221,7 +227,7 @@ async def sweep(
         ):
             await store.remove(record.token)  # its route and receiver left the config
             continue
-        if record.receiver not in swept or not is_orphan(record, now):
+        if record.receiver not in swept or not is_orphan(record, now, active=runtime.canaries):
             continue
         if now <= record.deadline:  # it may still arrive; a sweep at its deadline decides
             until = report.pending_until

@@ -18,20 +18,16 @@ from mailcanary.credentials import CredentialError, Secret, checked_secret, fing
 from mailcanary.protocols.oauth2.secretfile import write_secret_file
 from mailcanary.state import private_dir, read_state
 
-_STATE_DIR: list[Path] = []  # set once per process by the runner (the config's state_dir)
+
+def _path(state_dir: Path | None, account: str) -> Path | None:
+    """`state_dir`: the runtime's (protocols/runtime.py); None keeps nothing on disk."""
+    return state_dir / "oauth2" / f"{account}.json" if state_dir is not None else None
 
 
-def use_state_dir(path: Path) -> None:
-    _STATE_DIR[:] = [path]
-
-
-def _path(account: str) -> Path | None:
-    return _STATE_DIR[0] / "oauth2" / f"{account}.json" if _STATE_DIR else None
-
-
-def keep(account: str, new: Secret, configured: Secret | None) -> Path | None:
+def keep(state_dir: Path | None, account: str, new: Secret,
+         configured: Secret | None) -> Path | None:
     """Store `new` in state_dir; the path, or None when there is no usable state_dir."""
-    path = _path(account)
+    path = _path(state_dir, account)
     if path is None:
         return None
     private_dir(path.parent)
@@ -42,9 +38,9 @@ def keep(account: str, new: Secret, configured: Secret | None) -> Path | None:
     return path
 
 
-def kept(account: str, configured: Secret | None) -> Secret | None:
+def kept(state_dir: Path | None, account: str, configured: Secret | None) -> Secret | None:
     """The kept rotated token, unless the configured one changed since it was kept."""
-    path = _path(account)
+    path = _path(state_dir, account)
     if path is None:
         return None
     try:

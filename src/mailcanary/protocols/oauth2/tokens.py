@@ -1,7 +1,8 @@
 """Access tokens: fetched from the token endpoint, cached, shared by an account's probes.
 
-One `TokenSource` per account (and OAuth2 settings) lives for the whole process, so the
-imap, smtp and round-trip probes of an account share one token, and one asyncio lock keeps
+One `TokenSource` per account (and OAuth2 settings) lives as long as its runtime (the
+daemon's or a `check` run's, protocols/runtime.py), so the imap, smtp and round-trip
+probes of an account share one token, and one asyncio lock keeps
 a single fetch in flight. A token is reused until shortly before it expires; a token the
 mail server refuses is dropped (`invalidate`) and fetched anew once, by the caller.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +30,7 @@ from mailcanary.diagnosis import OAuthTokenError, TokenEndpointTimeout
 from mailcanary.protocols.httpbody import capped_request
 from mailcanary.protocols.oauth2 import rotated as kept_tokens
 from mailcanary.protocols.oauth2.secretfile import writable, write_secret_file
-from mailcanary.protocols.transport import tls_context
+from mailcanary.protocols.tls import tls_context
 from mailcanary.result import ProbeContext
 
 log = structlog.get_logger("mailcanary.protocols.oauth2")
@@ -145,19 +147,21 @@ class TokenSource:
         assert cfg.refresh_token_env is not None
         return read_secret_env(cfg.refresh_token_env, "oauth2.refresh_token_env")
 
-    def _refresh_token(self) -> Secret | None:
+    def _refresh_token(self, state_dir: Path | None) -> Secret | None:
         """A rotated token first (memory, then state_dir), else the configured one."""
         if self.cfg.grant != "refresh_token":
             return None
         if self.rotated is not None:
             return self.rotated
         configured = self._configured_refresh_token()
-        return kept_tokens.kept(self.account, configured) or configured
+        return kept_tokens.kept(state_dir, self.account, configured) or configured
 
-    async def fetch(self, ctx: ProbeContext, http_timeout: float) -> Secret:
+    async def fetch(
+        self, ctx: ProbeContext, http_timeout: float, state_dir: Path | None = None
+    ) -> Secret:
         """Ask the token endpoint for a new access token (the caller holds the lock)."""
         secret = client_secret(self.cfg)
-        refresh = self._refresh_token()
+        refresh = self._refresh_token(state_dir)
         for value in (secret, refresh):
             if value is not None:
                 ctx.redact.add(value.reveal())
@@ -184,10 +188,10 @@ class TokenSource:
             refresh is None or new_refresh != refresh.reveal()
         ):
             ctx.redact.add(new_refresh)
-            self._keep_rotated(Secret(new_refresh))
+            self._keep_rotated(Secret(new_refresh), state_dir)
         return self.token.value
 
-    def _keep_rotated(self, new: Secret) -> None:
+    def _keep_rotated(self, new: Secret, state_dir: Path | None) -> None:
         """The endpoint rotated the refresh token: the old one may stop working soon."""
         path = self.cfg.refresh_token_file
         if path is not None:
@@ -208,7 +212,7 @@ class TokenSource:
         except CredentialError:
             configured = None
         try:
-            kept_in = kept_tokens.keep(self.account, new, configured)
+            kept_in = kept_tokens.keep(state_dir, self.account, new, configured)
         except OSError as exc:
             kept_in = None
             log.warning("refresh_token_not_saved", account=self.account,
@@ -234,26 +238,11 @@ def _lifetime(value: object) -> float:
     return seconds if seconds > 0 else DEFAULT_LIFETIME
 
 
-_SOURCES: dict[tuple[str, OAuth2Config, str], TokenSource] = {}
-
-
-def token_source(account: AccountConfig) -> TokenSource:
-    assert account.oauth2 is not None
-    key = (account.name, account.oauth2, str(account.ca_file))
-    source = _SOURCES.get(key)
-    if source is None:
-        source = _SOURCES[key] = TokenSource(account.name, account.oauth2, account.ca_file)
-    return source
-
-
-def forget_tokens() -> None:
-    """Drop every cached token (tests; a daemon reload builds new sources anyway)."""
-    _SOURCES.clear()
-
-
-async def access_token(ctx: ProbeContext, account: AccountConfig) -> tuple[Secret, bool]:
-    """(token, fetched_now). Only the probe that fetches gets a `token` phase."""
-    source = token_source(account)
+async def access_token(
+    ctx: ProbeContext, account: AccountConfig, source: TokenSource, state_dir: Path | None
+) -> tuple[Secret, bool]:
+    """(token, fetched_now) from the account's `source` (its runtime's). Only the probe
+    that fetches gets a `token` phase."""
     cached = source.cached()
     if cached is not None:
         ctx.redact.add(cached.reveal())
@@ -267,5 +256,5 @@ async def access_token(ctx: ProbeContext, account: AccountConfig) -> tuple[Secre
             ctx.redact.add(cached.reveal())
             return cached, False
         with ctx.phase("token"):
-            token = await source.fetch(ctx, account.timeout or DEFAULT_HTTP_TIMEOUT)
+            token = await source.fetch(ctx, account.timeout or DEFAULT_HTTP_TIMEOUT, state_dir)
     return token, True
