@@ -67,7 +67,7 @@ def _assigned(body: list[ast.stmt]) -> list[tuple[str, ast.expr]]:
     return out
 
 
-def _decorators(node: ast.stmt) -> set[str]:
+def _decorators(node: ast.AST) -> set[str]:
     names = set()
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         for dec in node.decorator_list:
@@ -97,8 +97,8 @@ def findings(source: str, where: str) -> list[str]:
             out.append(f"{where}:{node.lineno}: `global {', '.join(node.names)}`")
         cached = _decorators(node) & _CACHE_DECORATORS
         if cached and (where, getattr(node, "name", "")) not in PURE_CACHES:
-            out.append(f"{where}:{node.lineno}: process-wide @{cached.pop()} on "
-                       f"{getattr(node, 'name', '?')}")
+            out.append(f"{where}:{getattr(node, 'lineno', 0)}: process-wide "
+                       f"@{cached.pop()} on {getattr(node, 'name', '?')}")
     return out
 
 
