@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from mailcanary.config import load_config
+from mailcanary.daemon.alerts.sinks import EmailSink, SinkError
+from mailcanary.daemon.alerts.state import AlertEvent
 from mailcanary.daemon.app import Daemon
 from mailcanary.protocols.runtime import Runtime
 from tests.helpers.support import account, check_json, endpoint, password_file, write_config
@@ -121,3 +123,19 @@ async def test_check_honours_the_connection_limits(
     assert code == 1 and len(rows) == 12, output
     assert seen.total >= 12
     assert seen.most == most, (seen, output)
+
+
+async def test_alert_mail_says_the_configured_helo_name(tmp_path: Path) -> None:
+    """The e-mail sink's SMTP session uses `[daemon] helo_name` like the probes."""
+    said: list[str] = []
+    async with ehlo_server(said) as port:
+        path = smtp_config(tmp_path / "a", port, "alerts.example.net")
+        path.write_text(path.read_text() + '\n[[alerts]]\nkind = "email"\naccount = "acc"\n'
+                        'to = ["ops@example.test"]\n')
+        config = load_config(path)
+        sink = EmailSink(config.alerts[0], lambda: config)
+        event = AlertEvent("firing", "imap", "acc", "auth", "invalid_credentials", "auth", "",
+                           "", 0.0, 2, 0.0, 0.0)
+        with pytest.raises(SinkError):
+            await sink.send(event)  # the fake server closes after EHLO
+    assert said == ["EHLO alerts.example.net"]

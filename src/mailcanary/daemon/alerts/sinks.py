@@ -14,6 +14,7 @@ from mailcanary import __version__
 from mailcanary.config import AlertConfig, Config
 from mailcanary.daemon.alerts.state import AlertEvent, rfc3339
 from mailcanary.protocols.httpbody import capped_request
+from mailcanary.protocols.runtime import Runtime
 from mailcanary.protocols.signin import smtp_login
 from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.protocols.transport import tls_context
@@ -129,7 +130,9 @@ class EmailSink:
         message["Message-ID"] = email.utils.make_msgid(domain=account.address.split("@")[1])
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(readable(event) + "\n")
-        ctx = ProbeContext(probe="alert", target=account.name)
+        # A runtime of its own: the daemon's `helo_name`, no probe's connection slot.
+        runtime = Runtime(helo_name=config.daemon.helo_name)
+        ctx = ProbeContext(probe="alert", target=account.name, runtime=runtime)
         tls = tls_context(account.ca_file) if account.smtp.security != "none" else None
         client = SmtpClient(ctx, account.smtp, tls)
         try:
