@@ -116,7 +116,8 @@ async def test_check_honours_the_connection_limits(
         extra: dict[str, Any] = {"max_connections": endpoint_cap} if endpoint_cap else {}
         pw = password_file(tmp_path)
         path = write_config(tmp_path, *(
-            account(f"acc{i}", password_file=pw, imap=endpoint("127.0.0.1", port, **extra))
+            account(f"acc{i}", password_file=pw, imap=endpoint("127.0.0.1", port, **extra),
+                    timeout="15s")  # 12 one after the other take 3.6 s
             for i in range(12)))
         path.write_text(path.read_text().replace("[daemon]\n", f"[daemon]\n{daemon_keys}"))
         code, rows, output = await check_json(path)
