@@ -17,9 +17,6 @@ from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, TypeVar
 
-import aioimaplib
-from aioimaplib import aioimaplib as imap_impl
-
 from mailcanary.config import AccountConfig, ImapEndpoint
 from mailcanary.credentials import Secret
 from mailcanary.diagnosis import (
@@ -31,7 +28,13 @@ from mailcanary.diagnosis import (
     TLSRequired,
 )
 from mailcanary.protocols import mutf7, sasl
-from mailcanary.protocols.imapwire import ImapWire, capabilities_in, capability_words
+from mailcanary.protocols.imapwire import (
+    ImapWire,
+    WireError,
+    capabilities_in,
+    capability_words,
+    quoted,
+)
 from mailcanary.protocols.mailboxes import Folder, parse_list
 from mailcanary.protocols.transport import connect, record_tls, start_tls, tls_context
 from mailcanary.result import ProbeContext
@@ -66,7 +69,7 @@ class ImapClient:
     @property
     def capabilities(self) -> set[str]:
         assert self.protocol is not None
-        return {str(c).upper() for c in self.protocol.capabilities}
+        return self.protocol.capability_set
 
     async def guard(self, aw: Awaitable[T]) -> T:
         """Await `aw` unless the server hangs up (or garbles) first."""
@@ -82,15 +85,14 @@ class ImapClient:
         if task.done():
             try:
                 return task.result()
-            except imap_impl.AioImapException as exc:
+            except WireError as exc:
                 raise ProtocolViolation(str(getattr(exc, "reason", exc))) from None
         task.cancel()
         raise lost.result()
 
     async def execute(self, name: str, *args: str) -> Any:
         assert self.protocol is not None
-        command = imap_impl.Command(name, self.protocol.new_tag(), *args, loop=self.protocol.loop)
-        return await self.guard(self.protocol.execute(command))
+        return await self.guard(self.protocol.run(name, *args))
 
     async def connect(self) -> None:
         security = self.endpoint.security or "tls"
@@ -103,7 +105,7 @@ class ImapClient:
             record_tls(self.ctx, self.transport.get_extra_info("ssl_object"))
         with self.ctx.phase("greeting"):
             greeting = (await self.guard(protocol.greeting)).decode("utf-8", "replace")
-            if protocol.state == imap_impl.LOGOUT:
+            if protocol.greeting_refused:
                 if greeting.upper().startswith("* BYE"):
                     raise ImapReplyError("GREETING", greeting[2:])
                 raise ProtocolViolation(f"not an IMAP greeting: {greeting[:200]!r}")
@@ -121,7 +123,7 @@ class ImapClient:
         caps = capability_words(response.lines[:-1])
         if not any(c.upper() in ("IMAP4REV1", "IMAP4REV2", "IMAP4") for c in caps):
             raise ProtocolViolation(f"CAPABILITY lists no IMAP4rev1: {' '.join(caps)[:200]}")
-        self.protocol.capabilities = caps
+        self.protocol.set_capabilities(caps)
 
     async def starttls(self) -> None:
         assert self.protocol is not None and self.transport is not None
@@ -148,16 +150,16 @@ class ImapClient:
         assert self.protocol is not None
         secret = password.reveal()
         blob = base64.b64encode(f"\0{username}\0{secret}".encode()).decode()
-        self.ctx.redact.add(secret, imap_impl.quoted(secret), blob)
+        self.ctx.redact.add(secret, quoted(secret), blob)
         caps = self.capabilities
         with self.ctx.phase("auth"):
-            if self.protocol.state == imap_impl.AUTH:
+            if self.protocol.preauthenticated:
                 return  # PREAUTH greeting
             if "AUTH=PLAIN" in caps and "SASL-IR" in caps:
                 response = await self.execute("AUTHENTICATE", "PLAIN", blob)
                 command = "AUTHENTICATE"
             elif "LOGINDISABLED" not in caps:
-                response = await self.guard(self.protocol.login(username, secret))
+                response = await self.guard(self.protocol.run_login(username, secret))
                 command = "LOGIN"
             elif not self.encrypted:
                 raise TLSRequired(
@@ -170,7 +172,7 @@ class ImapClient:
                 )
             if response.result != "OK":
                 raise ImapReplyError(command, _text(response))
-            self.protocol.state = imap_impl.AUTH
+            self.protocol.mark_authenticated()
             await self._capabilities_after_auth(response)
 
     async def _capabilities_after_auth(self, response: Any) -> None:
@@ -180,7 +182,7 @@ class ImapClient:
         assert self.protocol is not None
         caps = capabilities_in(response.lines)
         if caps is not None:
-            self.protocol.capabilities = caps
+            self.protocol.set_capabilities(caps)
         else:
             await self.refresh_capabilities()
 
@@ -223,23 +225,16 @@ class ImapClient:
                 if server_said:
                     text = f"{text} (server said: {'; '.join(server_said)})"
                 raise ImapReplyError("AUTHENTICATE", text)
-            self.protocol.state = imap_impl.AUTH
+            self.protocol.mark_authenticated()
             await self._capabilities_after_auth(response)
 
     async def select(self, mailbox: str = "INBOX", *, readonly: bool = False) -> Any:
         assert self.protocol is not None
         name = "EXAMINE" if readonly else "SELECT"
-        response = await self.guard(
-            self.protocol.execute(
-                imap_impl.Command(
-                    name, self.protocol.new_tag(), imap_impl.quoted(mailbox),
-                    loop=self.protocol.loop,
-                )
-            )
-        )
+        response = await self.guard(self.protocol.run(name, quoted(mailbox)))
         if response.result != "OK":
             raise ImapReplyError(name, _text(response))
-        self.protocol.state = imap_impl.SELECTED
+        self.protocol.mark_selected()
         return response
 
     # ------------------------------------------------------------ mailbox commands
@@ -259,16 +254,9 @@ class ImapClient:
         """Run one command (guarded), raising ImapReplyError unless the server says OK."""
         assert self.protocol is not None
         prefix = "UID" if uid else None
-        if fetch:
-            cmd: imap_impl.Command = imap_impl.FetchCommand(
-                self.protocol.new_tag(), *args, prefix=prefix, loop=self.protocol.loop
-            )
-        else:
-            cmd = imap_impl.Command(
-                name, self.protocol.new_tag(), *args, prefix=prefix,
-                untagged_resp_name=untagged, loop=self.protocol.loop,
-            )
-        response = await self.guard(self.protocol.execute(cmd))
+        response = await self.guard(
+            self.protocol.run(name, *args, prefix=prefix, untagged=untagged, fetch=fetch)
+        )
         if response.result != "OK":
             label = f"UID {name}" if uid else name
             raise ImapReplyError(label, _text(response))
@@ -287,7 +275,7 @@ class ImapClient:
 
     async def status(self, folder: Folder | str, *items: str) -> dict[str, int]:
         wire = folder.wire if isinstance(folder, Folder) else mutf7.encode(folder)
-        response = await self.command("STATUS", imap_impl.quoted(wire), f"({' '.join(items)})")
+        response = await self.command("STATUS", quoted(wire), f"({' '.join(items)})")
         for line in response.lines[:-1]:
             match = _STATUS_ITEMS.search(bytes(line))
             if match:
@@ -365,10 +353,7 @@ class ImapClient:
         """Send IDLE and wait for the server's continuation ("+ idling")."""
         assert self.protocol is not None
         protocol = self.protocol
-        while not protocol.idle_queue.empty():
-            protocol.idle_queue.get_nowait()
-        self._idle = asyncio.ensure_future(protocol.idle())
-        ready = asyncio.ensure_future(protocol.wait_for_idle_response())
+        self._idle, ready = protocol.idle_begin()
         try:
             await self.guard(asyncio.wait({self._idle, ready}, return_when=asyncio.FIRST_COMPLETED))
         finally:
@@ -383,7 +368,7 @@ class ImapClient:
         assert self.protocol is not None
         try:
             async with asyncio.timeout(seconds):
-                lines = await self.guard(self.protocol.idle_queue.get())
+                lines = await self.guard(self.protocol.idle_pushed())
         except TimeoutError:
             return []
         return [bytes(x) for x in lines]
@@ -394,7 +379,7 @@ class ImapClient:
         idle, self._idle = self._idle, None
         if idle is None:
             return
-        self.protocol.idle_done()
+        self.protocol.idle_end()
         response = await self.guard(idle)
         if response.result != "OK":
             raise ImapReplyError("IDLE", _text(response))
@@ -404,7 +389,7 @@ class ImapClient:
         if self.protocol is None:
             return
         try:
-            await asyncio.wait_for(self.guard(self.protocol.logout()), 2.0)
+            await asyncio.wait_for(self.guard(self.protocol.run_logout()), 2.0)
         except (OSError, TimeoutError, ProtocolViolation, ConnectionClosed):
             pass
         finally:
@@ -417,8 +402,7 @@ class ImapClient:
         if self._idle is not None:
             self._idle.cancel()
         if self.protocol is not None:
-            for task in list(self.protocol.tasks):
-                task.cancel()
+            self.protocol.cancel_tasks()
 
 
 def imap_client_for(ctx: ProbeContext, account: AccountConfig) -> ImapClient:
@@ -428,4 +412,4 @@ def imap_client_for(ctx: ProbeContext, account: AccountConfig) -> ImapClient:
     return ImapClient(ctx, account.imap, tls)
 
 
-__all__ = ["ImapClient", "aioimaplib", "imap_client_for"]
+__all__ = ["ImapClient", "imap_client_for"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aioimaplib import aioimaplib as imap_impl
@@ -226,6 +226,75 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
             return False
         self.capabilities = caps
         return True
+
+    # ------------------------------------------------------------------ the adapter
+    # Everything imap.py needs from aioimaplib, by name: no other module touches its
+    # internals, and tests/protocols/test_imapwire_pins.py pins what these rely on.
+
+    @property
+    def capability_set(self) -> set[str]:
+        return {str(c).upper() for c in self.capabilities}
+
+    def set_capabilities(self, caps: set[str]) -> None:
+        self.capabilities = caps
+
+    @property
+    def greeting_refused(self) -> bool:
+        """The greeting was a BYE or no IMAP greeting at all."""
+        return bool(str(getattr(self, "state")) == imap_impl.LOGOUT)  # noqa: B009
+
+    @property
+    def preauthenticated(self) -> bool:
+        return bool(str(getattr(self, "state")) == imap_impl.AUTH)  # noqa: B009
+
+    def mark_authenticated(self) -> None:
+        self.state = imap_impl.AUTH
+
+    def mark_selected(self) -> None:
+        self.state = imap_impl.SELECTED
+
+    def run(self, name: str, *args: str, prefix: str | None = None,
+            untagged: str | None = None, fetch: bool = False) -> Awaitable[Any]:
+        """One tagged command; the awaitable gives aioimaplib's Response (.result, .lines)."""
+        tag = self.new_tag()
+        if fetch:
+            cmd = imap_impl.FetchCommand(tag, *args, prefix=prefix, loop=self.loop)
+        else:
+            cmd = imap_impl.Command(name, tag, *args, prefix=prefix,
+                                    untagged_resp_name=untagged, loop=self.loop)
+        result: Awaitable[Any] = self.execute(cmd)
+        return result
+
+    def run_login(self, username: str, password: str) -> Awaitable[Any]:
+        result: Awaitable[Any] = self.login(username, password)
+        return result
+
+    def run_logout(self) -> Awaitable[Any]:
+        result: Awaitable[Any] = self.logout()
+        return result
+
+    def idle_begin(self) -> tuple[asyncio.Future[Any], asyncio.Future[Any]]:
+        """(IDLE's tagged reply, the server's "+ idling"), stale pushes forgotten."""
+        while not self.idle_queue.empty():
+            self.idle_queue.get_nowait()
+        return asyncio.ensure_future(self.idle()), asyncio.ensure_future(
+            self.wait_for_idle_response())
+
+    async def idle_pushed(self) -> list[Any]:
+        lines: list[Any] = await self.idle_queue.get()
+        return lines
+
+    def idle_end(self) -> None:
+        self.idle_done()
+
+    def cancel_tasks(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+
+
+WireError = imap_impl.AioImapException
+quoted = imap_impl.quoted
+
 
 def capabilities_in(lines: list[Any]) -> set[str] | None:
     """The capability list a reply carries (tagged OK's [CAPABILITY ...] or an untagged
