@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from mailcanary.config import Config, load_config  # after the path tweak
 from mailcanary.logsetup import configure_logging
-from mailcanary.probes import PROBES, ProbeKind
+from mailcanary.probes import PROBES
 from mailcanary.probes.roundtrip.probe import round_trip
 from mailcanary.probes.runner import run_probe
 from mailcanary.result import ProbeContext
@@ -101,7 +102,7 @@ async def one(config: Config, bed: MailTestBed) -> dict[str, Any]:
         await round_trip(ctx, cfg, target, after_seen=seen)
 
     kind = PROBES["roundtrip"]
-    registry = {"roundtrip": ProbeKind(run, kind.timeout, kind.reasons)}
+    registry = {"roundtrip": replace(kind, run=run)}
     result = await run_probe("roundtrip", "alice-to-bob", config, registry=registry)
     if not result.ok:
         raise SystemExit(f"round trip failed: {result.as_json()}")

@@ -141,8 +141,8 @@ def test_selection(tmp_path: Path) -> None:
     cfg = load_config(path)
     everything = select_probes(cfg)
     assert everything[-2:] == [("inbound", "signup-mail"), ("inbound", "nightly-report")]
-    assert select_probes(cfg, inbound=["nightly-report"]) == [("inbound", "nightly-report")]
-    assert ("inbound", "signup-mail") not in select_probes(cfg, routes=["alice-to-bob"])
+    assert select_probes(cfg, {"inbound": ["nightly-report"]}) == [("inbound", "nightly-report")]
+    assert ("inbound", "signup-mail") not in select_probes(cfg, {"route": ["alice-to-bob"]})
 
 
 async def test_unknown_inbound_name_is_a_usage_error(tmp_path: Path) -> None:

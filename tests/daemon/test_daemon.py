@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from mailcanary.config import load_config
-from mailcanary.daemon.metrics import PHASES_OF, PLACEMENTS, phases_for
+from mailcanary.daemon.metrics import PLACEMENTS
 from mailcanary.daemon.sdnotify import Notifier
 from mailcanary.diagnosis import CLASS_OF
+from mailcanary.probes import PROBES
 from mailcanary.testbed import MailTestBed
 from tests.helpers.daemon_support import (
     RunningDaemon,
@@ -69,9 +70,10 @@ async def test_startup_series_promtool_and_no_secrets(
                 for name in CONTRACT_PER_TARGET:
                     assert value(metrics, name, probe=kind, target=target) is not None, name
                 config_now = load_config(config)
-                assert set(phases_for(config_now, kind, target)) == set(PHASES_OF[kind]) - {
+                preset = PROBES[kind].preset_phases(config_now, target)
+                assert set(preset) == set(PROBES[kind].phases) - {
                     "token", "starttls" if kind == "imap" else "-"}
-                for phase in phases_for(config_now, kind, target):
+                for phase in preset:
                     assert value(metrics, "mailcanary_probe_phase_duration_seconds",
                                  probe=kind, target=target, phase=phase) is not None
                 # Failure counters appear at the first failure (the contract allows it).

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailcanary.config import load_config
-from mailcanary.daemon.metrics import phases_for
+from mailcanary.probes import PROBES
 from mailcanary.testbed import MailTestBed
 from mailcanary.testbed.pop3 import PRIVATE_HOST
 from tests.helpers.daemon_support import daemon_config, free_port, running_daemon, value
@@ -41,7 +41,7 @@ async def test_daemon_pop3_series_and_doctor_once(testbed: MailTestBed, tmp_path
         for target in ("good", "plain"):
             assert value(metrics, "mailcanary_probe_success", probe="pop3",
                          target=target) is not None
-            for phase in phases_for(load_config(config), "pop3", target):
+            for phase in PROBES["pop3"].preset_phases(load_config(config), target):
                 assert value(metrics, "mailcanary_probe_phase_duration_seconds", probe="pop3",
                              target=target, phase=phase) is not None
 

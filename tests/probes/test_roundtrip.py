@@ -7,13 +7,14 @@ import asyncio
 import imaplib
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mailcanary.config import Config, load_config
 from mailcanary.daemon.app import Daemon
-from mailcanary.probes import PROBES, ProbeKind
+from mailcanary.probes import PROBES
 from mailcanary.probes.roundtrip.probe import round_trip, sweep
 from mailcanary.probes.roundtrip.state import CanaryStore
 from mailcanary.probes.runner import run_probe
@@ -83,7 +84,7 @@ async def run_route(config: Config, name: str, **hooks: object) -> ProbeResult:
     async def run(ctx: object, cfg: Config, target: str) -> None:
         await round_trip(ctx, cfg, target, **hooks)  # type: ignore[arg-type]  # test hooks
 
-    registry = {"roundtrip": ProbeKind(run, kind.timeout, kind.reasons)}
+    registry = {"roundtrip": replace(kind, run=run)}
     return await run_probe("roundtrip", name, config, registry=registry)
 
 
@@ -316,7 +317,7 @@ async def test_daemon_sweep_counts_and_removes_orphans(
     await crash_after_accept(config, "b2c")
     await asyncio.to_thread(wait_for_canary, testbed, "carol")
     daemon = Daemon(path, config)
-    daemon.metrics.ensure("roundtrip", "b2c", PROBES["roundtrip"].reasons)
+    daemon.metrics.ensure("roundtrip", "b2c", PROBES["roundtrip"].reasons, delivery=True)
     await daemon.sweep_once()
     assert daemon.metrics.swept == 1
     assert daemon.metrics.late == {}

@@ -26,15 +26,14 @@ from mailcanary import __version__
 from mailcanary.config import Config, ConfigError, load_config, warnings_for
 from mailcanary.config.webconfig import web_config_of
 from mailcanary.daemon.alerts import AlertEngine
-from mailcanary.daemon.metrics import MetricsCollector, MetricsState, phases_for
+from mailcanary.daemon.metrics import MetricsCollector, MetricsState
 from mailcanary.daemon.probe_endpoint import ProbeEndpoint
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
 from mailcanary.daemon.sdnotify import Notifier
 from mailcanary.daemon.shards import Shard
 from mailcanary.daemon.web import CachedExposition, WebServer
 from mailcanary.probes import PROBES, ProbeKind
-from mailcanary.probes.roundtrip.sweep import SweepReport, sweep
-from mailcanary.probes.roundtrip.verdict import found_verdict, lost_verdict
+from mailcanary.probes.kind import Sweeper
 from mailcanary.probes.runner import log_result
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeResult
@@ -106,8 +105,10 @@ class Daemon:
 
     def _add_series(self, specs: list[JobSpec]) -> None:
         for spec in specs:
-            self.metrics.ensure(spec.kind, spec.target, self.registry[spec.kind].reasons,
-                                phases_for(self.config, spec.kind, spec.target))
+            kind = self.registry[spec.kind]
+            self.metrics.ensure(spec.kind, spec.target, kind.reasons,
+                                kind.preset_phases(self.config, spec.target),
+                                delivery=kind.delivery)
 
     def health(self, summary: bool = False) -> tuple[bool, dict[str, Any]]:
         """`summary` (``/healthz?summary``, for liveness probes): no per-target list, which
@@ -203,52 +204,46 @@ class Daemon:
         task.add_done_callback(self._tasks.discard)
 
     async def _sweeper(self) -> None:
-        """Start-up and periodic removal of canaries nobody watches any more (a crash, a
-        restart, a probe that gave up): each is deleted and, if late, counted once."""
+        """Start-up and periodic upkeep of every kind that has one (a round trip's: the
+        canaries nobody watches any more after a crash, a restart, a probe that gave up)."""
         await asyncio.sleep(SWEEP_FIRST_DELAY)
         while True:
-            pending_until = await self.sweep_once() if self.config.routes else None
+            pending_until = await self.sweep_once()
             wait = SWEEP_EVERY  # or sooner: an in-flight canary's verdict is due at its deadline
             if pending_until is not None:
                 wait = min(wait, max(pending_until - time.time() + 1.0, 1.0))
             await asyncio.sleep(wait)
 
     async def sweep_once(self) -> float | None:
-        config = self.config
-        timeout = max(
-            (config.timeout_of(config.account(r.to)) for r in config.routes), default=30.0
-        )
-        try:
-            report = await asyncio.wait_for(sweep(
-                config, runtime=self.runtime,
-                skip=lambda name: self.scheduler.backoff.active("imap", name),
-                only=self.scheduler.shard.owns if self.scheduler.shard else None,
-            ), 4 * timeout)
-        except Exception as exc:  # the sweep must never take the daemon down
-            log.warning("sweep_failed", error=f"{type(exc).__name__}: {exc}")
-            return None
-        self.metrics.swept += report.removed
-        self._verdicts(config, report)
-        if not report.errors:
-            self.metrics.sweep_success_time = time.time()
-        log.info(
-            "sweep", removed=report.removed, late=[c.as_json() for c in report.late],
-            lost=len(report.lost), errors=report.errors,
-        )
-        return report.pending_until
+        """Each kind's upkeep once (kinds without targets skipped); the earliest time one
+        wants to run again."""
+        due: list[float] = []
+        for kind in self.registry.values():
+            if kind.sweep is not None and kind.targets(self.config):
+                pending_until = await self._upkeep(kind, kind.sweep)
+                if pending_until is not None:
+                    due.append(pending_until)
+        return min(due, default=None)
 
-    def _verdicts(self, config: Config, report: SweepReport) -> None:
-        """Canaries whose probe never gave a verdict get it now, counted like any other;
-        a canary already reported lost that turns up later only counts as late."""
-        results = [found_verdict(config, c) if c.first_verdict else None for c in report.late]
-        for late, result in zip(report.late, results, strict=True):
-            if result is None:
-                self.metrics.late[late.route] = self.metrics.late.get(late.route, 0) + 1
-        results += [lost_verdict(config, record) for record in report.lost]
-        for result in results:
-            if result is not None:
-                log_result(result)
-                self.on_result(result)
+    async def _upkeep(self, kind: ProbeKind, sweeper: Sweeper) -> float | None:
+        shard = self.scheduler.shard
+        try:
+            done = await sweeper(self.config, self.runtime,
+                                 self.scheduler.backoff.active, shard.owns if shard else None)
+        except Exception as exc:  # the sweep must never take the daemon down
+            log.warning("sweep_failed", probe=kind.name, error=f"{type(exc).__name__}: {exc}")
+            return None
+        self.metrics.swept += done.removed
+        for target, count in done.late.items():
+            self.metrics.late[target] = self.metrics.late.get(target, 0) + count
+        for result in done.results:  # verdicts nobody gave: counted like any other
+            log_result(result)
+            self.on_result(result)
+        if not done.errors:
+            self.metrics.sweep_success_time = time.time()
+        log.info("sweep", probe=kind.name, removed=done.removed, errors=done.errors,
+                 **done.log)
+        return done.pending_until
 
     async def reload(self) -> bool:
         async with self._reload_lock:

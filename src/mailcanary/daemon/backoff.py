@@ -30,6 +30,7 @@ import structlog
 
 from mailcanary.config import AccountConfig, Config
 from mailcanary.credentials import CredentialError, account_password, fingerprint
+from mailcanary.probes import PROBES
 from mailcanary.state import BatchedState, JsonState, StateInvalid
 
 log = structlog.get_logger("mailcanary.daemon.backoff")
@@ -39,19 +40,18 @@ BACKOFF_CLASSES = ("auth", "rate_limited")
 MAX_BACKOFF = 8
 
 
+# (config, kind, target) -> the accounts whose credentials the job logs in with: the
+# probe kind says (`ProbeKind.accounts`; the scheduler passes its registry's).
+AccountsOf = Callable[[Config, str, str], list[AccountConfig]]
+
+
 def accounts_of(config: Config, kind: str, target: str) -> list[AccountConfig]:
-    """The accounts whose credentials a job logs in with (the probe-kind registry can
-    take this over: it is a plain function of the config)."""
-    if kind == "roundtrip":
-        route = config.route(target)
-        return [config.account(route.from_), config.account(route.to)]
-    if kind == "inbound":
-        return [config.account(config.inbound_watch(target).account)]
-    names = {a.name for a in config.accounts}
-    return [config.account(target)] if target in names else []
+    """The registered kinds' answer (a scheduler with its own registry passes its own)."""
+    found = PROBES.get(kind)
+    return [] if found is None else found.accounts(config, target)
 
 
-def _material(config: Config, kind: str, target: str) -> str:
+def _material(config: Config, kind: str, target: str, accounts_of: AccountsOf) -> str:
     """Where a job's secrets come from and what they are (read in the worker thread)."""
     parts = []
     for account in accounts_of(config, kind, target):
@@ -83,15 +83,16 @@ class Fingerprints:
     """Slow fingerprints of a job's credentials, one worker thread, cached per value (the
     cache key is a keyed hash whose key never leaves this process)."""
 
-    def __init__(self, salt: bytes) -> None:
+    def __init__(self, salt: bytes, accounts_of: AccountsOf) -> None:
         self.salt = salt
+        self.accounts_of = accounts_of
         self._key = secrets.token_bytes(32)
         self._cache: dict[str, str] = {}  # touched only by the worker thread
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mailcanary-fingerprint")
         self.computed = 0
 
     def _compute(self, config: Config, kind: str, target: str) -> str:
-        material = _material(config, kind, target)
+        material = _material(config, kind, target, self.accounts_of)
         quick = hashlib.blake2b(material.encode(), key=self._key).hexdigest()
         slow = self._cache.get(quick)
         if slow is None:
@@ -117,11 +118,12 @@ class Resume:
 class Backoff:
     """Streaks per (probe, target) and, once `attach`ed, their file in `state_dir`."""
 
-    def __init__(self) -> None:
+    def __init__(self, accounts: AccountsOf = accounts_of) -> None:
+        self.accounts_of = accounts
         self.failures: dict[tuple[str, str], int] = {}  # (probe, target) -> streak
         self.jobs: dict[str, dict[str, Any]] = {}  # job id -> saved entry
         self.batch: BatchedState | None = None
-        self.fingerprints = Fingerprints(secrets.token_bytes(16))
+        self.fingerprints = Fingerprints(secrets.token_bytes(16), accounts)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ the policy
@@ -163,7 +165,7 @@ class Backoff:
         data = file.load()
         self.batch = BatchedState(file, self._snapshot)
         if data.get("salt"):
-            self.fingerprints = Fingerprints(bytes.fromhex(data["salt"]))
+            self.fingerprints = Fingerprints(bytes.fromhex(data["salt"]), self.accounts_of)
         self.jobs = data.get("jobs", {})
         if "key" in data or "salt" not in data:  # an older file's fast keyed hashes: gone
             for entry in self.jobs.values():

@@ -37,8 +37,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from mailcanary import __version__
-from mailcanary.config import Config
-from mailcanary.result import PHASES, ProbeResult
+from mailcanary.result import ProbeResult
 
 PLACEMENTS = ("inbox", "spam", "other", "missing")
 # Mail delivery takes from tens of milliseconds (same server) to an hour (greylisting, queues).
@@ -47,41 +46,10 @@ DELIVERY_BUCKETS = (
 )
 # From start-up, per run of the scheduler: due time to start (seconds).
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-# The phases a login kind goes through, pre-set to 0; other kinds' phases appear with
-# their first result.
-_LOGIN_PHASES = ("dns", "connect", "tls", "greeting", "starttls", "token", "auth")
-PHASES_OF: dict[str, tuple[str, ...]] = {
-    "imap": (*_LOGIN_PHASES, "select"),
-    "smtp": _LOGIN_PHASES,
-    "pop3": (*_LOGIN_PHASES, "select"),
-}
-# What the others (route, inbound watch) go through; their series appear with the first
-# result, so that no target has more than 15 series at start-up.
-RUN_PHASES_OF: dict[str, tuple[str, ...]] = {
-    "roundtrip": tuple(p for p in PHASES if p != "trigger"),
-    "inbound": (*_LOGIN_PHASES, "select", "trigger", "deliver", "cleanup"),
-}
-
-# Kinds with a delivery histogram and placement counter (route = route or inbound watch name).
-DELIVERY_KINDS = ("roundtrip", "inbound")
-
-
-def phases_for(config: Config, kind: str, target: str) -> tuple[str, ...]:
-    """The phases a login probe of this account can go through: no ``starttls`` unless
-    it uses STARTTLS, no ``tls`` without TLS, no ``token`` without OAuth2 (2 series fewer
-    per target, 10 % of a large scrape)."""
-    base = PHASES_OF.get(kind, ())
-    account = config.accounts_by_name.get(target)
-    endpoint = getattr(account, kind, None)
-    if account is None or endpoint is None:
-        return base
-    security = endpoint.security or ("starttls" if kind == "smtp" else "tls")
-    drop = {"starttls"} if security != "starttls" else set()
-    if security == "none":
-        drop.add("tls")
-    if account.oauth2 is None:
-        drop.add("token")
-    return tuple(p for p in base if p not in drop)
+# Which phases a target pre-sets to 0 and whether it has a delivery histogram (label
+# route = the route's or watch's name) is its kind's to say (`ProbeKind.preset_phases`,
+# `ProbeKind.delivery`); the other phases appear with the first result, so that no target
+# has more than 15 series at start-up.
 
 
 @dataclass
@@ -91,6 +59,7 @@ class TargetSeries:
     probe: str
     target: str
     reasons: tuple[str, ...]
+    delivery: bool = False  # its placements and delivery seconds go to `routes[target]`
     success: float = 0.0
     duration: float = 0.0
     last_success: float = 0.0
@@ -101,10 +70,6 @@ class TargetSeries:
     phases: dict[str, float] = field(default_factory=dict)
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
     last: ProbeResult | None = None
-
-    def __post_init__(self) -> None:
-        for phase in PHASES_OF.get(self.probe, ()):
-            self.phases.setdefault(phase, 0.0)
 
 
 @dataclass
@@ -154,21 +119,19 @@ class MetricsState:
             series.skipped += 1
 
     def ensure(
-        self, probe: str, target: str, reasons: Iterable[str],
-        phases: Iterable[str] | None = None,
+        self, probe: str, target: str, reasons: Iterable[str], phases: Iterable[str] = (),
+        *, delivery: bool = False,
     ) -> None:
-        """A target's series; `phases`: the ones pre-set to 0 (default: its kind's)."""
+        """A target's series; `phases`: the ones pre-set to 0."""
         if (probe, target) not in self.targets:
-            series = TargetSeries(probe, target, tuple(reasons))
-            if phases is not None:
-                series.phases = dict.fromkeys(phases, 0.0)
-            self.targets[probe, target] = series
-        if probe in DELIVERY_KINDS and target not in self.routes:
+            self.targets[probe, target] = TargetSeries(
+                probe, target, tuple(reasons), delivery, phases=dict.fromkeys(phases, 0.0))
+        if delivery and target not in self.routes:
             self.routes[target] = RouteSeries(target)
 
     def forget(self, probe: str, target: str) -> None:
-        self.targets.pop((probe, target), None)
-        if probe in DELIVERY_KINDS:
+        series = self.targets.pop((probe, target), None)
+        if series is not None and series.delivery:
             self.routes.pop(target, None)
 
     def record(self, result: ProbeResult) -> None:
@@ -189,7 +152,7 @@ class MetricsState:
         series.phases.update(result.phases)
         if result.tls is not None and result.tls.not_after_timestamp is not None:
             series.tls_expiry = result.tls.not_after_timestamp
-        route = self.routes.get(result.target) if result.probe in DELIVERY_KINDS else None
+        route = self.routes.get(result.target) if series.delivery else None
         if route is not None and "replayed" not in result.extra:  # replayed: counted already
             placement = result.extra.get("placement")
             if isinstance(placement, str):

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from apscheduler.events import (
@@ -34,7 +33,7 @@ from apscheduler.events import (
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from mailcanary.config import Config
+from mailcanary.config import AccountConfig, Config
 from mailcanary.daemon.backoff import Backoff
 from mailcanary.daemon.shards import Shard
 from mailcanary.probes import PROBES, ProbeKind
@@ -82,43 +81,20 @@ class Job:
         return self.task is not None and not self.task.done()
 
 
-def target_config(config: Config, kind: str, target: str) -> Any:
-    """The config entry a probe's target names: its account, route or watch."""
-    if kind == "roundtrip":
-        return config.route(target)
-    if target in config.accounts_by_name and kind != "inbound":
-        return config.account(target)
-    for section in ("inbound", "routes"):  # kinds added later name their own entries
-        for entry in getattr(config, section, None) or ():
-            if getattr(entry, "name", None) == target:
-                return entry
-    raise KeyError(target)
-
-
-def interval_of(config: Config, kind: str, target: str) -> float:
-    entry = target_config(config, kind, target)
-    interval: float | None = getattr(entry, "interval", None)
-    return interval or config.defaults.interval
 
 
 def job_specs(
     config: Config, registry: dict[str, ProbeKind], shard: Shard | None = None
 ) -> list[JobSpec]:
     specs = []
-    for kind, target in select_probes(config):
+    defaults = config.defaults.model_dump_json()
+    for name, target in select_probes(config, registry=registry):
         if shard is not None and not shard.owns(target):
             continue
-        if kind not in registry:
-            log.info("probe_kind_unavailable", probe=kind, target=target,
-                     note="this version cannot run it; skipped")
-            continue
-        entry = target_config(config, kind, target)
-        part = entry.model_dump_json()
-        if isinstance(getattr(entry, "account", None), str):  # a watch: its mailbox too
-            part += config.account(entry.account).model_dump_json()
-        interval = interval_of(config, kind, target)
-        fingerprint = f"{part}|{interval}|{config.defaults.model_dump_json()}"
-        specs.append(JobSpec(kind, target, interval, fingerprint))
+        kind = registry[name]
+        interval = kind.interval(config, target)
+        fingerprint = f"{kind.fingerprint(config, target)}|{interval}|{defaults}"
+        specs.append(JobSpec(name, target, interval, fingerprint))
     return specs
 
 
@@ -150,7 +126,7 @@ class ProbeScheduler:
         self.shard = shard
         assert self.runtime.limits is not None
         self.limits = self.runtime.limits
-        self.backoff = Backoff()
+        self.backoff = Backoff(self._accounts_of)
         self.jobs: dict[str, Job] = {}
         self.aps = AsyncIOScheduler(
             timezone=UTC,
@@ -161,6 +137,11 @@ class ProbeScheduler:
         self.max_jitter = max_jitter  # None: as many jobs need (see _offset)
         self.running: set[asyncio.Task[None]] = set()
         self.stopping = False
+
+    def _accounts_of(self, config: Config, kind: str, target: str) -> list[AccountConfig]:
+        """Whose credentials a job logs in with (its backoff identity): its kind says."""
+        found = self.registry.get(kind)
+        return [] if found is None else found.accounts(config, target)
 
     @property
     def specs(self) -> dict[str, JobSpec]:
@@ -178,10 +159,13 @@ class ProbeScheduler:
         self.aps.start()
         return specs
 
-    def _offset(self, spec: JobSpec) -> float:
+    def _offset(self, spec: JobSpec, starting: int | None = None, least: float = MIN_SPREAD,
+                ) -> float:
+        """A first run within `least` seconds, or spread wider when `starting` jobs (default:
+        all) would start more than START_RATE a second; never beyond the interval."""
         spread = self.max_jitter
         if spread is None:  # 3 jobs: within a minute; 20,000: over 400 s (or the interval)
-            spread = max(MIN_SPREAD, len(self.jobs) / START_RATE)
+            spread = max(least, (len(self.jobs) if starting is None else starting) / START_RATE)
         jitter = min(spec.interval, spread)
         return random.uniform(0, jitter)  # noqa: S311  (spreading load, not security)
 
@@ -219,9 +203,13 @@ class ProbeScheduler:
     def apply(self, config: Config) -> tuple[list[JobSpec], list[JobSpec], list[JobSpec]]:
         """Switch to a new config: (added, changed, removed) jobs."""
         self.config = config
-        self.limits.configure(config.daemon.max_connections_per_server, server_caps(config))
+        self.limits.configure(config.daemon.max_connections_per_server,
+                              server_caps(config))
         wanted = {s.job_id: s for s in job_specs(config, self.registry, self.shard)}
         added, changed, removed = [], [], []
+        restarting = sum(  # a changed [defaults] restarts every job: spread like start-up
+            1 for job_id, spec in wanted.items()
+            if job_id in self.jobs and self.jobs[job_id].spec.fingerprint != spec.fingerprint)
         for job_id, job in list(self.jobs.items()):
             if job_id not in wanted:
                 del self.jobs[job_id]
@@ -236,7 +224,7 @@ class ProbeScheduler:
                 self._add(spec, self._offset(spec))
                 added.append(spec)
             elif old.spec.fingerprint != spec.fingerprint:
-                self._add(spec, random.uniform(0, min(spec.interval, RELOAD_JITTER)))  # noqa: S311
+                self._add(spec, self._offset(spec, restarting, RELOAD_JITTER))
                 changed.append(spec)
         return added, changed, removed
 

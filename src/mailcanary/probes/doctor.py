@@ -41,7 +41,6 @@ from mailcanary.result import ProbeContext
 
 log = structlog.get_logger("mailcanary.doctor")
 
-KINDS = ("imap", "smtp", "pop3")
 STAGGER = 0.1
 MAX_SECONDS = 5.0
 
@@ -117,7 +116,7 @@ async def consult(ctx: ProbeContext, config: Config, fail: Failure) -> Failure:
     """`fail`, with the suggestion in its hint (and ctx.extra) when another setting works.
     Never raises: the doctor is advice, a problem in it must not change the probe's result."""
     kind, target = ctx.probe, ctx.target
-    if kind not in KINDS or not qualifies(fail.reason, ctx.current_phase):
+    if not qualifies(fail.reason, ctx.current_phase):
         return fail
     runtime = runtime_of(ctx)
     try:

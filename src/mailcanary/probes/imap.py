@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from mailcanary.config import Config
-from mailcanary.diagnosis import LOGIN_REASONS, Where
+from mailcanary.diagnosis import Where
+from mailcanary.probes.login import LOGIN_PHASES, login_kind
 from mailcanary.protocols.imap import ImapClient
 from mailcanary.protocols.signin import imap_login
 from mailcanary.protocols.transport import tls_context
 from mailcanary.result import ProbeContext
-
-REASONS = LOGIN_REASONS
-
-
-def timeout(config: Config, target: str) -> float:
-    return config.timeout_of(config.account(target))
 
 
 async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
@@ -32,3 +27,6 @@ async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
         await client.logout()
     finally:
         client.close()
+
+
+KIND = login_kind("imap", probe, (*LOGIN_PHASES, "select"))

@@ -7,17 +7,12 @@ the first STAT after a good login, so a login is called good only once STAT answ
 from __future__ import annotations
 
 from mailcanary.config import Config
-from mailcanary.diagnosis import LOGIN_REASONS, Where
+from mailcanary.diagnosis import Where
+from mailcanary.probes.login import LOGIN_PHASES, login_kind
 from mailcanary.protocols.pop3 import Pop3Client
 from mailcanary.protocols.signin import pop3_login
 from mailcanary.protocols.transport import tls_context
 from mailcanary.result import ProbeContext
-
-REASONS = LOGIN_REASONS
-
-
-def timeout(config: Config, target: str) -> float:
-    return config.timeout_of(config.account(target))
 
 
 async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
@@ -37,3 +32,6 @@ async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
         await client.quit()
     finally:
         client.close()
+
+
+KIND = login_kind("pop3", probe, (*LOGIN_PHASES, "select"))

@@ -15,8 +15,9 @@ import structlog
 
 from mailcanary.config import Config
 from mailcanary.diagnosis import Failure, classify, failure
-from mailcanary.probes import PROBES, ProbeKind
+from mailcanary.probes import PROBES
 from mailcanary.probes.doctor import consult
+from mailcanary.probes.kind import ProbeKind
 from mailcanary.protocols.limits import holding, release_held
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeContext, ProbeResult
@@ -65,7 +66,7 @@ async def _run(kind: str, target: str, config: Config, probe: ProbeKind, *,
         fail = classify(exc, ctx.current_phase, ctx.where)
         log_exception(ctx, exc, fail.reason)
     duration = time.perf_counter() - start
-    if fail is not None:  # a wrong port or security? the settings doctor suggests the right one
+    if fail is not None and probe.doctor:  # a wrong port or security? the doctor says
         release_held()  # the probe's connection is over: waiting for the doctor holds no slot
         fail = await consult(ctx, config, fail)
     if fail is None:

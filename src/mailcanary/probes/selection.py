@@ -1,51 +1,54 @@
-"""Which probes a `check` runs: every account's imap, smtp and pop3, every route and every
-inbound watch by default."""
+"""Which probes a `check` (or the daemon) runs: by default every target of every kind, in
+config order; `--account`, `--route`, `--inbound` ... (each kind's `Selection`) narrow it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from mailcanary.config import Config
+from mailcanary.probes import PROBES
+from mailcanary.probes.kind import ProbeKind, Selection
 
 
 class SelectionError(ValueError):
     pass
 
 
+def selections(registry: Mapping[str, ProbeKind] | None = None) -> list[Selection]:
+    """Each distinct selection flag once, in registry order."""
+    out: list[Selection] = []
+    for kind in (registry or PROBES).values():
+        if all(kind.selection.flag != s.flag for s in out):
+            out.append(kind.selection)
+    return out
+
+
 def select_probes(
-    config: Config, accounts: Sequence[str] = (), routes: Sequence[str] = (),
-    inbound: Sequence[str] = (),
+    config: Config, chosen: Mapping[str, Sequence[str]] | None = None,
+    registry: Mapping[str, ProbeKind] | None = None,
 ) -> list[tuple[str, str]]:
-    """(kind, target) pairs in config order."""
-    known_accounts = {a.name for a in config.accounts}
-    known_routes = {r.route_name for r in config.routes}
-    for name in accounts:
-        if name not in known_accounts:
-            listed = ", ".join(sorted(known_accounts)) or "none"
-            raise SelectionError(f"no account named {name!r} (accounts: {listed})")
-    for name in routes:
-        if name not in known_routes:
-            listed = ", ".join(sorted(known_routes)) or "none"
-            raise SelectionError(f"no route named {name!r} (routes: {listed})")
-    known_inbound = {w.name for w in config.inbound}
-    for name in inbound:
-        if name not in known_inbound:
-            listed = ", ".join(sorted(known_inbound)) or "none"
-            raise SelectionError(f"no inbound watch named {name!r} (inbound watches: {listed})")
-    everything = not accounts and not routes and not inbound
+    """(kind, target) pairs in config order. `chosen`: flag -> names (``{"route": [...]}``);
+    none chosen means everything."""
+    registry = registry or PROBES
+    wanted = {flag: set(names) for flag, names in (chosen or {}).items() if names}
+    flags = selections(registry)
+    unknown = set(wanted) - {s.flag for s in flags}
+    if unknown:
+        raise SelectionError(f"no probe kind is selected by --{sorted(unknown)[0]}")
     out: list[tuple[str, str]] = []
-    for account in config.accounts:
-        if everything or account.name in accounts:
-            if account.imap is not None:
-                out.append(("imap", account.name))
-            if account.smtp is not None:
-                out.append(("smtp", account.name))
-            if account.pop3 is not None:
-                out.append(("pop3", account.name))
-    for route in config.routes:
-        if everything or route.route_name in routes:
-            out.append(("roundtrip", route.route_name))
-    for watch in config.inbound:
-        if everything or watch.name in inbound:
-            out.append(("inbound", watch.name))
+    for selection in flags:
+        names = list(selection.names(config))
+        known = set(names) if selection.flag in wanted else set()
+        for name in (chosen or {}).get(selection.flag, ()):
+            if name not in known:
+                listed = ", ".join(sorted(names)) or "none"
+                raise SelectionError(
+                    f"no {selection.noun} named {name!r} ({selection.plural}: {listed})")
+        if wanted and selection.flag not in wanted:
+            continue
+        kinds = [k for k in registry.values() if k.selection.flag == selection.flag]
+        for name in names:
+            if wanted and name not in wanted[selection.flag]:
+                continue
+            out.extend((kind.name, name) for kind in kinds if kind.has(config, name))
     return out

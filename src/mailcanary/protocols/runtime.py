@@ -14,14 +14,17 @@ import asyncio
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailcanary.config import AccountConfig, Config, OAuth2Config
 from mailcanary.diagnosis.doctor import Candidate
 from mailcanary.protocols.limits import ConnectionLimits
-from mailcanary.protocols.oauth2.tokens import TokenSource
 from mailcanary.protocols.resolver import Resolver
 from mailcanary.protocols.shared import SharedAnswers
 from mailcanary.result import ProbeContext
+
+if TYPE_CHECKING:  # the token client (httpx) loads only when an account uses OAuth2
+    from mailcanary.protocols.oauth2.tokens import TokenSource
 
 DOCTOR_TTL = 600.0  # a found (or not found) setting is kept this long per endpoint
 FALLBACK_HELO = "mailcanary.localdomain"
@@ -77,6 +80,8 @@ class Runtime:
         key = (account.name, account.oauth2, str(account.ca_file))
         source = self.tokens.get(key)
         if source is None:
+            from mailcanary.protocols.oauth2.tokens import TokenSource  # noqa: PLC0415
+
             source = self.tokens[key] = TokenSource(account.name, account.oauth2,
                                                     account.ca_file)
         return source

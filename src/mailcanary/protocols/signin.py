@@ -15,7 +15,6 @@ from mailcanary.credentials import CredentialError, account_password
 from mailcanary.diagnosis import BearerRejected, ServerReplyError, classify
 from mailcanary.protocols import sasl
 from mailcanary.protocols.imap import ImapClient
-from mailcanary.protocols.oauth2.tokens import access_token
 from mailcanary.protocols.pop3 import Pop3Client
 from mailcanary.protocols.runtime import runtime_of
 from mailcanary.protocols.smtp import SmtpClient
@@ -63,6 +62,9 @@ pop3_login = line_login
 async def _bearer_login(
     ctx: ProbeContext, account: AccountConfig, host: str, port: int, send: SendFn
 ) -> None:
+    # The token client (httpx) only when an account uses OAuth2: a password check starts faster.
+    from mailcanary.protocols.oauth2.tokens import access_token  # noqa: PLC0415
+
     assert account.oauth2 is not None
     mechanism = account.oauth2.effective_mechanism
     runtime = runtime_of(ctx)

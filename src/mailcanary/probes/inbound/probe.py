@@ -17,12 +17,14 @@ from collections.abc import Awaitable, Callable
 from email.message import Message
 
 from mailcanary.config import Config, InboundConfig
-from mailcanary.diagnosis import LOGIN_REASONS, DeliveryProblem, Where, classify
+from mailcanary.diagnosis import DeliveryProblem, Where, classify
 from mailcanary.diagnosis import spam as spam_diagnosis
 from mailcanary.probes.inbound import memory as memory_store
 from mailcanary.probes.inbound.finder import Found, MessageFinder
 from mailcanary.probes.inbound.memory import Memory, Verdict
 from mailcanary.probes.inbound.passive import passive
+from mailcanary.probes.inbound.timing import grace as _grace
+from mailcanary.probes.inbound.timing import interval_of
 from mailcanary.probes.inbound.trigger import TriggerResponse, call_trigger
 from mailcanary.probes.roundtrip.canary import auth_results, parse_headers
 from mailcanary.probes.roundtrip.watch import Sighting, Watcher
@@ -30,26 +32,7 @@ from mailcanary.protocols.imap import ImapClient, imap_client_for
 from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext
 
-REASONS = (*LOGIN_REASONS, "trigger_failed", "spam_folder", "lost", "delayed")
-GRACE_SHARE = 0.1  # a run due slightly early waits up to this share of the interval...
-GRACE_MAX = 60.0  # ...at most this long; earlier than that, the last verdict is reported
-
 AfterSeen = Callable[[Found, TriggerResponse], Awaitable[None]]
-
-
-def interval_of(config: Config, watch: InboundConfig) -> float:
-    return watch.interval or config.defaults.interval
-
-
-def _grace(config: Config, watch: InboundConfig) -> float:
-    return min(GRACE_SHARE * interval_of(config, watch), GRACE_MAX)
-
-
-def timeout(config: Config, target: str) -> float:
-    """Login, trigger and final search each get the account's timeout, plus the deadline."""
-    watch = config.inbound_watch(target)
-    limit = config.timeout_of(config.account(watch.account))
-    return watch.deadline + 3 * limit + _grace(config, watch)
 
 
 def new_token() -> str:

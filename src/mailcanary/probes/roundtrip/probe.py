@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 from mailcanary.config import AccountConfig, Config, RouteConfig
-from mailcanary.diagnosis import LOGIN_REASONS, DeliveryProblem, SmtpReplyError, Where
+from mailcanary.diagnosis import DeliveryProblem, SmtpReplyError, Where
 from mailcanary.diagnosis import spam as spam_diagnosis
 from mailcanary.probes.roundtrip.canary import (
     auth_results,
@@ -33,19 +33,10 @@ from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.protocols.transport import tls_context
 from mailcanary.result import ProbeContext
 
-REASONS = (*LOGIN_REASONS, "spam_folder", "lost", "delayed")
-
-__all__ = ["REASONS", "SweepReport", "probe", "round_trip", "sweep", "timeout"]
+__all__ = ["SweepReport", "probe", "round_trip", "sweep"]
 
 AfterAccept = Callable[[bytes], Awaitable[None]]
 AfterSeen = Callable[[str, float], Awaitable[None]]  # (token, accept time by time.time())
-
-
-def timeout(config: Config, target: str) -> float:
-    """The deadline, plus a login's worth of time for each leg and for the final search."""
-    route = config.route(target)
-    sender, receiver = config.account(route.from_), config.account(route.to)
-    return route.deadline + config.timeout_of(sender) + 2 * config.timeout_of(receiver)
 
 
 def _smtp_client(ctx: ProbeContext, account: AccountConfig) -> SmtpClient:

@@ -1,5 +1,8 @@
 """`mailcanary oauth2 authorize`: a person signs in once, mailcanary keeps the refresh token.
 
+A command-line flow (its arguments: cli/parser.py), not protocol code: it prints, prompts
+and opens a browser; the token requests themselves are protocols/oauth2/tokens.py's.
+
 Two flows, both without a web server of our own on the internet:
 - device code (RFC 8628, Microsoft's default): print a URL and a short code, poll the
   token endpoint until the person has signed in on any device;
@@ -37,23 +40,6 @@ _DONE_PAGE = (b"<!doctype html><title>mailcanary</title><p>mailcanary is signed 
 
 class AuthorizeError(Exception):
     """The sign-in cannot go on; the message says why and what to do."""
-
-
-def add_parser(sub: Any) -> None:
-    oauth2 = sub.add_parser("oauth2", help="OAuth2 helpers (first sign-in)")
-    actions = oauth2.add_subparsers(dest="oauth2_command", metavar="ACTION", required=True)
-    authorize = actions.add_parser(
-        "authorize", help="sign in once in a browser and store the account's refresh token"
-    )
-    authorize.add_argument("--config", required=True, metavar="FILE")
-    authorize.add_argument("--account", required=True, metavar="NAME")
-    authorize.add_argument("--flow", choices=("device", "browser"), default=None,
-                           help="device code (default for microsoft) or browser with a "
-                           "loopback redirect (default for google)")
-    authorize.add_argument("--no-browser", action="store_true",
-                           help="only print the URL; do not try to open a browser")
-    authorize.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
-                           help="give up after this long (default 600)")
 
 
 def cmd_oauth2(args: argparse.Namespace) -> int:

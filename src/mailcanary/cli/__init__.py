@@ -1,68 +1,30 @@
-"""The command line: run, check, validate, --version (see CONTRACT.md for exit codes)."""
+"""The command line: run, check, validate, oauth2, --version (CONTRACT.md: exit codes).
+
+Each command imports what it needs when it runs (`run` the daemon, `oauth2` its sign-in
+flow, `check` the probes): `mailcanary --version` and `check` start fast.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mailcanary import __version__
-from mailcanary.config import Config, ConfigError, load_config, warnings_for
-from mailcanary.config.webconfig import web_config_of
-from mailcanary.daemon import shards
-from mailcanary.daemon.app import run_daemon
-from mailcanary.logsetup import configure_logging
-from mailcanary.output import json_lines, table
-from mailcanary.probes.runner import run_probe
-from mailcanary.probes.selection import SelectionError, select_probes
-from mailcanary.protocols.oauth2 import authorize as oauth2_authorize
-from mailcanary.protocols.runtime import Runtime
-from mailcanary.result import ProbeResult
+from mailcanary.cli.parser import build_parser, chosen
+
+if TYPE_CHECKING:
+    from mailcanary.config import Config
+    from mailcanary.result import ProbeResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mailcanary",
-        description="Tells you that a mail account is broken before its users do.",
-    )
-    parser.add_argument("--version", action="version", version=f"mailcanary {__version__}")
-    parser.add_argument(
-        "--log-level",
-        default=None,
-        help="debug, info, warning, error (default: info for run, error otherwise)",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    check = sub.add_parser("check", help="run every selected probe once, now, then exit")
-    check.add_argument("--config", required=True, metavar="FILE")
-    check.add_argument("--account", action="append", default=[], metavar="NAME",
-                       help="only this account's imap, smtp and pop3 probes (repeatable)")
-    check.add_argument("--route", action="append", default=[], metavar="NAME",
-                       help="only this round trip (repeatable)")
-    check.add_argument("--inbound", action="append", default=[], metavar="NAME",
-                       help="only this inbound watch (repeatable)")
-    check.add_argument("--json", action="store_true", help="print JSON Lines")
-    check.add_argument("--transcript", action="store_true",
-                       help="add the protocol conversation (secrets shown as ***)")
-
-    run = sub.add_parser("run", help="the daemon: scheduled probes, /metrics, /healthz, alerts")
-    run.add_argument("--config", required=True, metavar="FILE")
-    run.add_argument("--shard", default=None, metavar="K/N",
-                     help="run only shard K of N (Prometheus hashmod of the target name); "
-                     "default: $MAILCANARY_SHARD, else everything")
-
-    validate = sub.add_parser("validate", help="load and validate the config only")
-    validate.add_argument("--config", required=True, metavar="FILE")
-    oauth2_authorize.add_parser(sub)
-    return parser
-
-
 def _load(path: str) -> Config | None:
+    from mailcanary.config import ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -75,6 +37,11 @@ async def run_check(config: Config, probes: Sequence[tuple[str, str]]) -> list[P
     one runtime of their own, so they take connection slots like the daemon's
     (`[daemon] max_concurrent_probes`, `max_connections_per_server`, an endpoint's
     `max_connections`)."""
+    import asyncio
+
+    from mailcanary.probes.runner import run_probe
+    from mailcanary.protocols.runtime import Runtime
+
     runtime = Runtime.for_config(config)
     try:
         return list(await asyncio.gather(
@@ -84,11 +51,16 @@ async def run_check(config: Config, probes: Sequence[tuple[str, str]]) -> list[P
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from mailcanary.output import json_lines, table
+    from mailcanary.probes.selection import SelectionError, select_probes
+
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
     try:
-        probes = select_probes(config, args.account, args.route, args.inbound)
+        probes = select_probes(config, chosen(args))
     except SelectionError as exc:
         print(f"mailcanary: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -99,6 +71,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from mailcanary.config import ConfigError, warnings_for
+    from mailcanary.config.webconfig import web_config_of
+
     config = _load(args.config)
     if config is None:
         return EXIT_CONFIG
@@ -117,6 +92,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from mailcanary.daemon import shards
+    from mailcanary.daemon.app import run_daemon
+
     spec, source = args.shard, "--shard"
     if spec is None and os.environ.get(shards.ENV):
         spec, source = os.environ[shards.ENV], shards.ENV
@@ -133,20 +113,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(run_daemon(Path(args.config), config, shard))
 
 
+def cmd_oauth2(args: argparse.Namespace) -> int:
+    from mailcanary.cli.oauth2 import cmd_oauth2 as flow
+
+    return flow(args)
+
+
 COMMANDS = {
     "check": cmd_check,
     "validate": cmd_validate,
     "run": cmd_run,
-    "oauth2": oauth2_authorize.cmd_oauth2,
+    "oauth2": cmd_oauth2,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(with_kinds="check" in argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_CONFIG
+    from mailcanary.logsetup import configure_logging
+
     configure_logging(args.log_level or ("info" if args.command == "run" else "error"))
     try:
         return COMMANDS[args.command](args)
