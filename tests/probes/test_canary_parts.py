@@ -7,18 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mailcanary.probes.roundtrip.canary import (
-    auth_results,
-    new_canary,
-    parse_headers,
-    received_hops,
-)
-from mailcanary.probes.roundtrip.watch import (
+from mailcanary.probes.mailbox.headers import auth_results, parse_headers, received_hops
+from mailcanary.probes.mailbox.watcher import (
     CAP_POLLING,
     CAP_WITH_IDLE,
     FIRST_CHECK,
     next_gap,
 )
+from mailcanary.probes.roundtrip.canary import new_canary
 from mailcanary.protocols import mutf7
 from mailcanary.protocols.mailboxes import junk_folders, parse_list
 

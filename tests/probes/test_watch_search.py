@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mailcanary.config import load_config
+from mailcanary.probes.mailbox.watcher import Watcher
 from mailcanary.probes.roundtrip.canary import TOKEN_HEADER
-from mailcanary.probes.roundtrip.watch import Watcher
 from mailcanary.protocols.imap import imap_client_for
 from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext
@@ -51,7 +51,7 @@ async def test_search_starts_at_uidnext_noted_before_sending(
     try:
         await client.connect()
         await imap_login(client, config.account("carol"))
-        watcher = Watcher(ctx, client)
+        watcher = Watcher(ctx, client, token_header=TOKEN_HEADER)
         await watcher.prepare()
         first = watcher.inbox_next
         assert first > 1

@@ -249,8 +249,8 @@ class Daemon:
         async with self._reload_lock:
             self.notifier.reloading()
             try:
-                try:
-                    new = load_config(self.config_path)
+                try:  # TOML + pydantic: ~1 s at 10,000 accounts, off the loop
+                    new = await asyncio.to_thread(load_config, self.config_path)
                 except ConfigError as exc:
                     self.metrics.reload_ok = 0.0
                     log.error("config_reload_failed", config=str(self.config_path),

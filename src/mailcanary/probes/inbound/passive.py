@@ -17,7 +17,7 @@ from mailcanary.diagnosis import spam as spam_diagnosis
 from mailcanary.probes.inbound import memory as memory_store
 from mailcanary.probes.inbound.finder import Found, MessageFinder
 from mailcanary.probes.inbound.memory import Memory
-from mailcanary.probes.roundtrip.canary import auth_results, parse_headers
+from mailcanary.probes.mailbox.headers import auth_results, parse_headers
 from mailcanary.protocols.imap import ImapClient, imap_client_for
 from mailcanary.protocols.mailboxes import Folder, junk_folders
 from mailcanary.protocols.signin import imap_login

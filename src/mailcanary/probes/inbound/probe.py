@@ -26,8 +26,8 @@ from mailcanary.probes.inbound.passive import passive
 from mailcanary.probes.inbound.timing import grace as _grace
 from mailcanary.probes.inbound.timing import interval_of
 from mailcanary.probes.inbound.trigger import TriggerResponse, call_trigger
-from mailcanary.probes.roundtrip.canary import auth_results, parse_headers
-from mailcanary.probes.roundtrip.watch import Sighting, Watcher
+from mailcanary.probes.mailbox.headers import auth_results, parse_headers
+from mailcanary.probes.mailbox.watcher import Sighting, Watcher
 from mailcanary.protocols.imap import ImapClient, imap_client_for
 from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext

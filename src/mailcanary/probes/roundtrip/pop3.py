@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from mailcanary.config import AccountConfig, RouteConfig
 from mailcanary.diagnosis import DeliveryProblem, Where
-from mailcanary.probes.roundtrip.canary import TOKEN_HEADER, auth_results, parse_headers
+from mailcanary.probes.mailbox.headers import auth_results, parse_headers
+from mailcanary.probes.roundtrip.canary import TOKEN_HEADER
 from mailcanary.probes.roundtrip.state import Canaries
 from mailcanary.protocols.pop3 import Pop3Client
 from mailcanary.protocols.signin import pop3_login

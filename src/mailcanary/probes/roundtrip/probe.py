@@ -16,16 +16,12 @@ from datetime import UTC, datetime
 from mailcanary.config import AccountConfig, Config, RouteConfig
 from mailcanary.diagnosis import DeliveryProblem, SmtpReplyError, Where
 from mailcanary.diagnosis import spam as spam_diagnosis
-from mailcanary.probes.roundtrip.canary import (
-    auth_results,
-    new_canary,
-    parse_headers,
-    received_hops,
-)
+from mailcanary.probes.mailbox.headers import auth_results, parse_headers, received_hops
+from mailcanary.probes.mailbox.watcher import Reopen, Sighting, Watcher
+from mailcanary.probes.roundtrip.canary import TOKEN_HEADER, new_canary
 from mailcanary.probes.roundtrip.pop3 import pop3_round_trip
 from mailcanary.probes.roundtrip.state import Canaries
 from mailcanary.probes.roundtrip.sweep import SweepReport, sweep, sweep_selected
-from mailcanary.probes.roundtrip.watch import Reopen, Sighting, Watcher
 from mailcanary.protocols.imap import ImapClient, imap_client_for
 from mailcanary.protocols.runtime import runtime_of
 from mailcanary.protocols.signin import imap_login, smtp_login
@@ -84,7 +80,8 @@ async def round_trip(
         await imap.connect()
         await imap_login(imap, receiver)
         reopen = _reopener(ctx, receiver, sessions)
-        watcher = Watcher(ctx, imap, use_special_use=use_special_use, reopen=reopen)
+        watcher = Watcher(ctx, imap, use_special_use=use_special_use, reopen=reopen,
+                          token_header=TOKEN_HEADER)
         with ctx.phase("select"):
             await watcher.prepare()
 

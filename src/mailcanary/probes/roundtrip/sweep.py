@@ -23,12 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from mailcanary.config import Config
 from mailcanary.diagnosis import ProbeError, classify
-from mailcanary.probes.roundtrip.canary import (
-    INSTALLATION_HEADER,
-    SENT_HEADER,
-    TOKEN_HEADER,
-    parse_headers,
-)
+from mailcanary.probes.mailbox.headers import parse_headers
+from mailcanary.probes.roundtrip.canary import INSTALLATION_HEADER, SENT_HEADER, TOKEN_HEADER
 from mailcanary.probes.roundtrip.state import ORPHAN_GRACE, Canaries, Record, is_orphan
 from mailcanary.protocols.imap import ImapClient, imap_client_for
 from mailcanary.protocols.limits import holding
@@ -38,7 +34,7 @@ from mailcanary.protocols.signin import imap_login
 from mailcanary.result import ProbeContext
 
 if TYPE_CHECKING:
-    from mailcanary.probes.roundtrip.watch import Watcher
+    from mailcanary.probes.mailbox.watcher import Watcher
 
 STALE_AFTER = 3600.0  # a canary without a record is someone's leftover after an hour
 

@@ -1,4 +1,4 @@
-"""Watching a mailbox for one canary: IDLE plus cheap, quickly backed-off checks.
+"""Watching a mailbox for one message: IDLE plus cheap, quickly backed-off checks.
 
 IDLE alone is late on Dovecot (it waits 500 ms before telling an idling client), so the
 checks that date the arrival are ``UID SEARCH HEADER X-Mailcanary-Token <token>`` on INBOX
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from mailcanary.diagnosis import ImapReplyError
-from mailcanary.probes.roundtrip.canary import TOKEN_HEADER
 from mailcanary.protocols.imap import ImapClient
 from mailcanary.protocols.limits import release_held
 from mailcanary.protocols.mailboxes import Folder, junk_folders
@@ -49,8 +48,9 @@ class Sighting:
     placement: str  # inbox | spam | other
 
 
-# What to look for in the selected folder: matching UIDs. A token string means the canary's
-# header search; inbound watches pass their own finder (UIDs past UIDNEXT, regexes).
+# What to look for in the selected folder: matching UIDs. A string means a search of the
+# watcher's `token_header` for it (a round trip's canary token); inbound watches pass their
+# own finder (UIDs past UIDNEXT, regexes).
 Finder = Callable[[Folder], Awaitable[list[int]]]
 Look: TypeAlias = str | Finder  # what check/watch/search_elsewhere look for
 
@@ -70,9 +70,10 @@ def _inbox(folders: list[Folder]) -> Folder:
 class Watcher:
     def __init__(
         self, ctx: ProbeContext, client: ImapClient, *, use_special_use: bool = True,
-        reopen: Reopen | None = None,
+        reopen: Reopen | None = None, token_header: str | None = None,
     ):
         self.ctx = ctx
+        self.token_header = token_header  # the header a string `Look` is searched in
         self.client = client
         self.reopen = reopen  # a new logged-in session, when the server drops ours
         self.reopened = 0
@@ -165,10 +166,12 @@ class Watcher:
         return None
 
     async def search_new(self, token: str, first_uid: int) -> list[int]:
-        """The canary's UIDs among messages from `first_uid` on (``n:*`` also names the
-        highest UID when all are older, hence the filter)."""
+        """The UIDs among messages from `first_uid` on whose `token_header` holds `token`
+        (``n:*`` also names the highest UID when all are older, hence the filter)."""
+        if self.token_header is None:
+            raise ValueError("a token search needs the watcher's token_header")
         uids = await self.client.uid_search(
-            "UID", f"{max(first_uid, 1)}:*", "HEADER", TOKEN_HEADER, token
+            "UID", f"{max(first_uid, 1)}:*", "HEADER", self.token_header, token
         )
         return [uid for uid in uids if uid >= first_uid]
 
