@@ -114,7 +114,8 @@ async def find_setting(runtime: Runtime, protocol: str, host: str, port: int, se
 
 async def consult(ctx: ProbeContext, config: Config, fail: Failure) -> Failure:
     """`fail`, with the suggestion in its hint (and ctx.extra) when another setting works.
-    Never raises: the doctor is advice, a problem in it must not change the probe's result."""
+    Only for kinds that say `doctor=True` (the runner asks). Never raises: the doctor is
+    advice, a problem in it must not change the probe's result."""
     kind, target = ctx.probe, ctx.target
     if not qualifies(fail.reason, ctx.current_phase):
         return fail
