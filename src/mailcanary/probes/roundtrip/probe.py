@@ -79,9 +79,8 @@ async def round_trip(
     try:
         await imap.connect()
         await imap_login(imap, receiver)
-        reopen = _reopener(ctx, receiver, sessions)
-        watcher = Watcher(ctx, imap, use_special_use=use_special_use, reopen=reopen,
-                          token_header=TOKEN_HEADER)
+        watcher = Watcher(ctx, imap, use_special_use=use_special_use,
+                          reopen=_reopener(ctx, receiver, sessions), token_header=TOKEN_HEADER)
         with ctx.phase("select"):
             await watcher.prepare()
 
