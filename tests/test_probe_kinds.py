@@ -18,8 +18,8 @@ from pydantic import BaseModel
 
 from mailcanary.config import AccountConfig, Config, config_from_dict
 from mailcanary.daemon.app import Daemon
-from mailcanary.daemon.backoff import BackoffStore
 from mailcanary.daemon.exposition import render_chunks
+from mailcanary.daemon.scheduler import ProbeScheduler
 from mailcanary.diagnosis import CLASS_OF
 from mailcanary.probes import PROBES
 from mailcanary.probes.kind import AnyEndpoint, ProbeKind, Selection, Upkeep
@@ -200,11 +200,15 @@ async def test_a_registered_kind_runs_everywhere(echo_port: int, tmp_path: Path)
     assert daemon.metrics.swept == 1 and daemon.metrics.late == {"alice": 2}
     assert daemon.metrics.routes["alice"].placements["inbox"] == 1
     # the backoff identity: the credentials its accounts log in with
-    store = BackoffStore(tmp_path, {"echo": ECHO})
-    before = store.credentials(config, "echo", "alice")
-    changed = every_kind_config(tmp_path, echo_port, password="pw-new")  # alice's only
-    assert store.credentials(changed, "echo", "alice") != before
-    assert store.credentials(changed, "echo", "bob") == store.credentials(config, "echo", "bob")
+    backoff = ProbeScheduler(config, lambda result: None, registry={"echo": ECHO}).backoff
+    try:
+        before = await backoff.fingerprints.of(config, "echo", "alice")
+        changed = every_kind_config(tmp_path, echo_port, password="pw-new")  # alice's only
+        assert await backoff.fingerprints.of(changed, "echo", "alice") != before
+        assert (await backoff.fingerprints.of(changed, "echo", "bob")
+                == await backoff.fingerprints.of(config, "echo", "bob"))
+    finally:
+        backoff.close()
 
 
 # ---------------------------------------------------------------- start-up stays light
