@@ -13,6 +13,7 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 from mailcanary import __version__
 from mailcanary.config import Config, ConfigError, load_config, warnings_for
 from mailcanary.config.webconfig import web_config_of
+from mailcanary.daemon import sd
 from mailcanary.daemon.alerts import AlertEngine
 from mailcanary.daemon.metrics import MetricsCollector, MetricsState
 from mailcanary.daemon.probe_endpoint import ProbeEndpoint
@@ -77,6 +79,7 @@ class Daemon:
         probe = self.probe_endpoint.answer if config.daemon.probe_endpoint else None
         self.web = WebServer(self.exposition, self.health, probe,
                              max_connections=config.daemon.max_web_connections)
+        self.web.sd = self.discovery if config.daemon.probe_endpoint else None
         self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
         self.stop_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
@@ -131,6 +134,12 @@ class Daemon:
                 "backoff_factor": series.backoff,
             })
         return healthy, {**doc, "targets": targets}
+
+    def discovery(self, headers: Mapping[str, str]) -> bytes:
+        """/sd: this daemon's (this shard's) targets for Prometheus's http_sd_configs."""
+        here = sd.address(self.config.daemon.listen_host, self.web.port, headers)
+        jobs = [(spec.kind, spec.target) for spec in self.scheduler.specs.values()]
+        return sd.render(self.config, self.registry, jobs, here)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -273,6 +282,7 @@ class Daemon:
             return False
         self.config = new
         self.web.probe = self.probe_endpoint.answer if new.daemon.probe_endpoint else None
+        self.web.sd = self.discovery if new.daemon.probe_endpoint else None
         self.runtime.reconfigure(new)
         added, changed, removed = self.scheduler.apply(new)
         for spec in removed:

@@ -1,4 +1,4 @@
-"""A tiny asyncio HTTP/1.1 server for ``/metrics``, ``/healthz`` and ``/probe``, with the
+"""A tiny asyncio HTTP/1.1 server for ``/metrics``, ``/healthz``, ``/probe`` and ``/sd``, with the
 optional TLS and basic auth of an exporter-toolkit web.yml (config/webconfig.py).
 
 It runs on the daemon's own event loop (no thread, no framework), so the renderer reads
@@ -43,6 +43,7 @@ HEADER_TIMEOUT = 10.0  # a request's headers must arrive within this long
 IDLE = 30.0  # a TLS handshake, or each slice of an answer, within this long: else dropped
 ProbeHandler = Callable[[str, Mapping[str, str]], Awaitable[tuple[int, str, bytes]]]
 HealthFunc = Callable[[bool], tuple[bool, dict[str, Any]]]
+SdHandler = Callable[[Mapping[str, str]], bytes]  # request headers -> /sd's JSON
 
 
 class CachedExposition:
@@ -127,6 +128,7 @@ class WebServer:
         self.metrics = metrics
         self.health = CachedHealth(health)
         self.probe = probe
+        self.sd: SdHandler | None = None  # /sd, set with /probe (discovery of its targets)
         self.server: asyncio.Server | None = None
         self.active = 0
         self.refused = 0  # closed at once: every connection was answering
@@ -226,7 +228,7 @@ class WebServer:
     async def _respond(self, method: str, target: str,
                        headers: Mapping[str, str]) -> tuple[int, str, bytes | list[bytes]]:
         path, _, query = target.partition("?")
-        if path not in ("/metrics", "/healthz", "/probe", "/"):
+        if path not in ("/metrics", "/healthz", "/probe", "/sd", "/"):
             return 404, TEXT, b"not found: try /metrics or /healthz\n"
         if method not in ("GET", "HEAD"):
             return 405, TEXT, b"method not allowed\n"
@@ -236,6 +238,10 @@ class WebServer:
             if self.probe is None:
                 return 404, TEXT, b"/probe is turned off here ([daemon] probe_endpoint)\n"
             return await self.probe(query, headers)
+        if path == "/sd":
+            if self.sd is None:
+                return 404, TEXT, b"/sd lists /probe targets; /probe is turned off here\n"
+            return 200, "application/json", self.sd(headers)
         if path == "/healthz":
             status, body = self.health.get("summary" in query.split("&"))
             return status, "application/json", body
