@@ -12,6 +12,7 @@ import httpx
 
 from mailcanary import __version__
 from mailcanary.config import AlertConfig, Config
+from mailcanary.daemon.alerts.severity import severity
 from mailcanary.daemon.alerts.state import AlertEvent, rfc3339
 from mailcanary.protocols.httpbody import capped_request
 from mailcanary.protocols.runtime import Runtime
@@ -96,7 +97,7 @@ class AlertmanagerSink(_HttpSink):
                 "target": event.target,
                 "class": event.cls,
                 "reason": event.reason,
-                "severity": "critical" if event.cls in ("auth", "delivery") else "warning",
+                "severity": severity(event.probe, event.cls, event.reason),
             },
             "annotations": {
                 "summary": summary(event),
