@@ -22,6 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
 
 @dataclass
 class Client:
@@ -56,6 +60,9 @@ class State:
     devices: dict[str, _Device] = field(default_factory=dict)  # device_code -> grant
     user_codes: dict[str, str] = field(default_factory=dict)  # user_code -> device_code
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    service_accounts: dict[str, bytes] = field(default_factory=dict)  # email -> public PEM
+    assertions: list[dict[str, Any]] = field(default_factory=list)  # verified JWT claims
+    token_url: str = ""  # the audience an assertion must name
     introspections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -68,6 +75,7 @@ class OAuthServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        self.state.token_url = self.url + "/token"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @contextmanager
@@ -83,6 +91,15 @@ class OAuthServer:
     def add_client(self, client_id: str, secret: str | None = None, **knobs: Any) -> None:
         with self.state.lock:
             self.state.clients[client_id] = Client(secret, **knobs)
+
+    def add_service_account(self, client_email: str, public_key_pem: bytes) -> None:
+        """Domain-wide delegation: assertions signed by this key may act for any user."""
+        with self.state.lock:
+            self.state.service_accounts[client_email] = public_key_pem
+
+    def verified_assertions(self) -> list[dict[str, Any]]:
+        with self.state.lock:
+            return list(self.state.assertions)
 
     def grant(self, client_id: str, user: str) -> str:
         """A refresh token for `user`, as a completed consent would give."""
@@ -111,6 +128,44 @@ class OAuthServer:
     def valid_refresh_tokens(self) -> list[str]:
         with self.state.lock:
             return list(self.state.refresh)
+
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def _unb64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def verify_assertion(assertion: str, keys: dict[str, bytes], audience: str) -> dict[str, Any] | str:
+    """The verified claims, or why the assertion is refused (Google's words where known)."""
+    try:
+        head_b64, claims_b64, sig_b64 = assertion.split(".")
+        header = json.loads(_unb64(head_b64))
+        claims = json.loads(_unb64(claims_b64))
+    except ValueError:
+        return "Invalid JWT: not a compact JWS"
+    if header.get("alg") != "RS256":
+        return "Invalid JWT: alg must be RS256"
+    pem = keys.get(claims.get("iss", ""))
+    if pem is None:
+        return "Invalid JWT: unknown issuer"
+    public = serialization.load_pem_public_key(pem)
+    assert isinstance(public, rsa.RSAPublicKey)
+    try:
+        public.verify(_unb64(sig_b64), f"{head_b64}.{claims_b64}".encode(),
+                      padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return "Invalid JWT Signature."
+    now = time.time()
+    if claims.get("aud") != audience:
+        return f"Invalid JWT: aud must be {audience}"
+    if not (claims["iat"] - 60 <= now < claims["exp"] and claims["exp"] - claims["iat"] <= 3600):
+        return "Invalid JWT: Token must be a short-lived token (60 minutes) and in a " \
+            "reasonable timeframe."
+    if not claims.get("sub") or not claims.get("scope"):
+        return "Invalid JWT: sub and scope are required"
+    return dict(claims)
 
 
 def _handler(state: State) -> type[BaseHTTPRequestHandler]:
@@ -194,6 +249,10 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 state.token_requests.append(dict(form))
                 client = state.clients.get(form.get("client_id", ""))
+            if form.get("grant_type") == JWT_BEARER:
+                verdict = self._jwt_bearer(form.get("assertion", ""))
+                self._reply(400 if "error" in verdict else 200, verdict)
+                return
             if client is None or (client.secret is not None
                                   and form.get("client_secret") != client.secret):
                 self._reply(401, {"error": "invalid_client",
@@ -208,6 +267,18 @@ def _handler(state: State) -> type[BaseHTTPRequestHandler]:
             with state.lock:
                 answer = self._grant(grant, form, client)
             self._reply(400 if "error" in answer else 200, answer)
+
+        def _jwt_bearer(self, assertion: str) -> dict[str, Any]:
+            """RFC 7523 as Google checks it: RS256 over header.claims with the registered
+            key of `iss`, aud = this endpoint, a lifetime of at most an hour."""
+            claims = verify_assertion(assertion, state.service_accounts, state.token_url)
+            if isinstance(claims, str):
+                return {"error": "invalid_grant", "error_description": claims}
+            access = "at-" + secrets.token_urlsafe(24)
+            with state.lock:
+                state.assertions.append(claims)
+                state.access[access] = _Access(claims["sub"].split("@")[0], time.time() + 3600)
+            return {"access_token": access, "token_type": "Bearer", "expires_in": 3600}
 
         def _grant(self, grant: str | None, form: dict[str, str], client: Client) -> dict[str, Any]:
             client_id = form["client_id"]

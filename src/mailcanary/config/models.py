@@ -146,6 +146,23 @@ OAUTH2_PRESETS: dict[str, dict[str, str]] = {
 }
 
 
+def _check_jwt_bearer(cfg: OAuth2Config) -> None:
+    """A service account signs its own assertion: no client secret, no refresh token."""
+    if cfg.grant != "jwt_bearer":
+        raise ValueError("service_account_file and subject go with grant = \"jwt_bearer\"")
+    if cfg.provider == "microsoft":
+        raise ValueError("grant = \"jwt_bearer\" is for Google Workspace service accounts "
+                         "(provider = \"google\")")
+    if cfg.service_account_file is None or cfg.subject is None:
+        raise ValueError("grant = \"jwt_bearer\" needs service_account_file (the service "
+                         "account's key JSON) and subject (the mailbox's address)")
+    given = [k for k in ("client_id", "client_secret_file", "client_secret_env",
+                         "refresh_token_file", "refresh_token_env") if getattr(cfg, k)]
+    if given:
+        raise ValueError(f"grant = \"jwt_bearer\" takes no {', '.join(given)}: the key in "
+                         "service_account_file identifies the client")
+
+
 class OAuth2Config(StrictModel):
     """OAuth2 sign-in; `provider` fills token_url, scope and mechanism (see OAUTH2_PRESETS)."""
 
@@ -156,7 +173,10 @@ class OAuth2Config(StrictModel):
     client_secret_env: str | None = None
     refresh_token_file: Path | None = None
     refresh_token_env: str | None = None
-    grant: Literal["refresh_token", "client_credentials"] = "refresh_token"
+    grant: Literal["refresh_token", "client_credentials", "jwt_bearer"] = "refresh_token"
+    # jwt_bearer (RFC 7523, a Google Workspace service account with domain-wide delegation):
+    service_account_file: Path | None = None  # the key JSON; relative: $CREDENTIALS_DIRECTORY
+    subject: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")  # whose mailbox
     scope: str | None = None
     mechanism: Literal["xoauth2", "oauthbearer"] | None = None
     tenant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+$")
@@ -168,6 +188,9 @@ class OAuth2Config(StrictModel):
     def _complete(self) -> OAuth2Config:
         if self.provider is None and self.token_url is None:
             raise ValueError("set provider (\"google\" or \"microsoft\") or token_url")
+        if self.grant == "jwt_bearer" or self.service_account_file or self.subject:
+            _check_jwt_bearer(self)
+            return self
         if self.client_id is None:
             raise ValueError("client_id is required")
         if self.tenant is not None and self.provider != "microsoft":

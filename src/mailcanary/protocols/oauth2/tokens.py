@@ -160,17 +160,19 @@ class TokenSource:
         self, ctx: ProbeContext, http_timeout: float, state_dir: Path | None = None
     ) -> Secret:
         """Ask the token endpoint for a new access token (the caller holds the lock)."""
-        secret = client_secret(self.cfg)
-        refresh = self._refresh_token(state_dir)
-        for value in (secret, refresh):
-            if value is not None:
-                ctx.redact.add(value.reveal())
-        url = self.cfg.effective_token_url
+        refresh: Secret | None = None
+        if self.cfg.grant == "jwt_bearer":
+            url, form = self._assertion_form(ctx)
+        else:
+            secret = client_secret(self.cfg)
+            refresh = self._refresh_token(state_dir)
+            for value in (secret, refresh):
+                if value is not None:
+                    ctx.redact.add(value.reveal())
+            url = self.cfg.effective_token_url
+            form = token_request_form(self.cfg, secret, refresh)
         ctx.transcript.note("*", f"POST {url} grant_type={self.cfg.grant}")
-        data = await post_token_request(
-            self.account, url, token_request_form(self.cfg, secret, refresh), self.ca_file,
-            http_timeout,
-        )
+        data = await post_token_request(self.account, url, form, self.ca_file, http_timeout)
         access = data.get("access_token")
         if not isinstance(access, str) or not access:
             raise OAuthTokenError(
@@ -184,12 +186,25 @@ class TokenSource:
         self.token = _Token(Secret(access), time.monotonic() + lifetime - early)
         ctx.transcript.note("*", f"access token received, valid for {lifetime:g} s")
         new_refresh = data.get("refresh_token")
+        if self.cfg.grant == "jwt_bearer":  # a new assertion each time: nothing to keep
+            new_refresh = None
         if isinstance(new_refresh, str) and new_refresh and (
             refresh is None or new_refresh != refresh.reveal()
         ):
             ctx.redact.add(new_refresh)
             self._keep_rotated(Secret(new_refresh), state_dir)
         return self.token.value
+
+    def _assertion_form(self, ctx: ProbeContext) -> tuple[str, dict[str, str]]:
+        """RFC 7523: the service account's signed assertion (its key never leaves)."""
+        from mailcanary.protocols.oauth2 import serviceaccount  # noqa: PLC0415  (cryptography)
+
+        cfg = self.cfg
+        assert cfg.service_account_file is not None and cfg.subject is not None
+        url, form, signed = serviceaccount.token_form(
+            cfg.service_account_file, cfg.subject, cfg.effective_scope or "")
+        ctx.redact.add(signed.reveal())
+        return url, form
 
     def _keep_rotated(self, new: Secret, state_dir: Path | None) -> None:
         """The endpoint rotated the refresh token: the old one may stop working soon."""
