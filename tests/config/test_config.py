@@ -144,7 +144,10 @@ def test_oauth2_token_url_must_be_https_unless_loopback() -> None:
     assert cfg.accounts[0].oauth2 is not None
 
 
-async def test_validate_cli_exit_codes(tmp_path: Path) -> None:
+async def test_validate_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "alice").write_text("pw\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    monkeypatch.setenv("BOB_PW", "pw")
     good = tmp_path / "good.toml"
     good.write_text(GOOD)
     code, out, _ = await cli("validate", "--config", str(good))

@@ -109,7 +109,8 @@ async def test_bad_inbound_is_exit_2_with_key_path(
      "inbound[0].name: 'alice-to-bob' is already a route's name"),
     ('name = "w"\naccount = "alice"', "inbound[0].account: account 'alice' has no imap"),
     ('name = "w"\naccount = "nobody"', "inbound[0].account: no account named 'nobody'"),
-    ('name = "bad name"\naccount = "bob"', "inbound[0].name: String should match pattern"),
+    ('name = "bad name"\naccount = "bob"',
+         "inbound[0].name: 'bad name': a name may use only the letters A to Z"),
 ])
 async def test_references(tmp_path: Path, watch: str, problem: str) -> None:
     path = tmp_path / "c.toml"

@@ -75,7 +75,9 @@ def test_preset_only_account_can_send_receive_and_be_watched() -> None:
     assert config.routes[0].route_name == "a-to-b"
 
 
-async def test_validate_cli_with_presets(tmp_path: Path) -> None:
+async def test_validate_cli_with_presets(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PW", "secret")
     good = tmp_path / "good.toml"
     good.write_text('[[accounts]]\nname = "a"\naddress = "a@example.test"\n'
                     'password_env = "PW"\nprovider = "docomo"\n')

@@ -13,82 +13,58 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailcanary.cli.parser import build_parser, chosen
+from mailcanary.cli.parser import build_parser, config_path
 
 if TYPE_CHECKING:
-    from mailcanary.config import Config
+    from mailcanary.config import Config, Sources
     from mailcanary.result import ProbeResult
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_UNKNOWN = 0, 1, 2, 3
 
 
-def _load(path: str) -> Config | None:
-    from mailcanary.config import ConfigError, load_config
+def _load_sources(path: str) -> tuple[Config, Sources] | None:
+    from mailcanary.config import ConfigError, load_config_sources
 
     try:
-        return load_config(path)
+        return load_config_sources(path)
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
         return None
 
 
+def _load(path: str) -> Config | None:
+    loaded = _load_sources(path)
+    return None if loaded is None else loaded[0]
+
+
 async def run_check(config: Config, probes: Sequence[tuple[str, str]]) -> list[ProbeResult]:
-    """All probes at once: one slow server must not delay the others' answers. They share
-    one runtime of their own, so they take connection slots like the daemon's
-    (`[daemon] max_concurrent_probes`, `max_connections_per_server`, an endpoint's
-    `max_connections`)."""
-    import asyncio
+    """Every probe at once (cli/check.py), the results in selection order."""
+    from mailcanary.cli.check import run_check as run
 
-    from mailcanary.probes.runner import run_probe
-    from mailcanary.protocols.runtime import Runtime
-
-    runtime = Runtime.for_config(config)
-    try:
-        return list(await asyncio.gather(
-            *(run_probe(k, t, config, runtime=runtime) for k, t in probes)))
-    finally:
-        await runtime.close()
+    return await run(config, probes)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import asyncio
+    from mailcanary.cli.check import cmd_check as check
 
-    from mailcanary.output import json_lines, table
-    from mailcanary.probes.selection import SelectionError, select_probes
+    if args.nagios:
+        from mailcanary.cli.nagios import unknown
+        from mailcanary.config import ConfigError, load_config
 
-    config = _load(args.config)
-    if config is None:
-        return EXIT_CONFIG
-    try:
-        probes = select_probes(config, chosen(args))
-    except SelectionError as exc:
-        print(f"mailcanary: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    results = asyncio.run(run_check(config, probes))
-    render = json_lines if args.json else table
-    sys.stdout.write(render(results, transcript=args.transcript))
-    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            return unknown(f"bad config: {'; '.join(exc.problems)}")
+        return check(args, config)
+    loaded = _load(args.config)
+    return EXIT_CONFIG if loaded is None else check(args, loaded)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from mailcanary.config import ConfigError, warnings_for
-    from mailcanary.config.webconfig import web_config_of
+    from mailcanary.cli.validate import cmd_validate as validate
 
-    config = _load(args.config)
-    if config is None:
-        return EXIT_CONFIG
-    try:  # the web.yml it names is part of the configuration
-        web_config_of(config)
-    except ConfigError as exc:
-        print(exc.report(), file=sys.stderr)
-        return EXIT_CONFIG
-    for warning in warnings_for(config):
-        print(f"warning: {warning}", file=sys.stderr)
-    print(
-        f"{args.config}: valid ({len(config.accounts)} account(s), {len(config.routes)} "
-        f"route(s), {len(config.inbound)} inbound watch(es), {len(config.alerts)} alert sink(s))"
-    )
-    return EXIT_OK
+    loaded = _load_sources(args.config)
+    return EXIT_CONFIG if loaded is None else validate(args, *loaded)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -130,17 +106,25 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(with_kinds="check" in argv)
-    args = parser.parse_args(argv)
+    nagios = "check" in argv and "--nagios" in argv
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error: a plugin's UNKNOWN in --nagios mode
+        if nagios and exc.code == EXIT_CONFIG:
+            return EXIT_UNKNOWN
+        raise
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_CONFIG
+    if hasattr(args, "config"):
+        args.config = config_path(args, dict(os.environ))
     from mailcanary.logsetup import configure_logging
 
     configure_logging(args.log_level or ("info" if args.command == "run" else "error"))
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_UNKNOWN if nagios else 130
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """The configuration: models of the contract's TOML keys, loading with key-path errors."""
 
 from mailcanary.config.inbound import InboundConfig, InboundMatch, InboundTrigger
+from mailcanary.config.includes import Sources
+from mailcanary.config.lint import warnings_for
 from mailcanary.config.loading import (
     ConfigError,
     config_from_dict,
     format_loc,
     load_config,
-    warnings_for,
+    load_config_sources,
 )
 from mailcanary.config.models import (
     AccountConfig,
@@ -28,6 +30,6 @@ __all__ = [
     "AccountConfig", "AlertConfig", "Config", "ConfigError", "DaemonConfig", "Defaults",
     "Duration", "Endpoint", "ImapEndpoint", "InboundConfig", "InboundMatch", "InboundTrigger",
     "Name", "OAuth2Config", "Pop3Endpoint", "RouteConfig",
-    "SmtpEndpoint", "config_from_dict", "format_loc", "is_loopback_host", "load_config",
-    "parse_duration", "warnings_for",
+    "SmtpEndpoint", "Sources", "config_from_dict", "format_loc", "is_loopback_host",
+    "load_config", "load_config_sources", "parse_duration", "warnings_for",
 ]

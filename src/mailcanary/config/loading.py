@@ -6,7 +6,6 @@ see, and raises one `ConfigError` that lists them as ``accounts[2].imap.port: ..
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,11 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import EnvSettingsSource, SettingsError
 
+from mailcanary.config.includes import IncludeError, Sources, expand
 from mailcanary.config.models import Config
 from mailcanary.config.presets import PROTOCOLS
 from mailcanary.config.references import cross_reference_problems
+from mailcanary.config.suggest import friendlier
 
 PRESET_KEYS = tuple(f"{proto}: provider " for proto in PROTOCOLS)
 
@@ -52,8 +53,9 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
         loc = [p for p in err["loc"] if isinstance(p, int) or not str(p).startswith("function-")]
         loc = ["from" if p == "from_" else p for p in loc]
         msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+        better = friendlier(dict(err), loc, Config)
+        if better is not None:
+            msg = better
         elif err["type"] == "missing":
             msg = "required key is missing"
         elif msg.startswith(PRESET_KEYS):  # a preset's problem names its endpoint key
@@ -85,7 +87,8 @@ def effective(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return _merged(raw, env) if env else raw
 
 
-def config_from_dict(raw: Mapping[str, Any], source: str = "config") -> Config:
+def config_from_dict(raw: Mapping[str, Any], source: str = "config",
+                     sources: Sources | None = None) -> Config:
     problems: list[str] = []
     config: Config | None = None
     try:
@@ -96,44 +99,22 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "config") -> Config:
         problems.append(f"environment: {exc}")
     problems += cross_reference_problems(effective(raw))
     if problems or config is None:
+        if sources is not None:
+            problems = [sources.where(p) for p in problems]
         raise ConfigError(source, problems)
     return config
 
 
-def load_config(path: Path | str) -> Config:
+def load_config_sources(path: Path | str) -> tuple[Config, Sources]:
+    """The config and the files it came from (the main file and its includes)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), [f"not UTF-8 text: {exc.reason}"]) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
-    return config_from_dict(raw, str(path))
+        raw, sources = expand(path)
+    except IncludeError as exc:
+        main = f"{path}: "
+        raise ConfigError(str(path), [p.removeprefix(main) for p in exc.problems]) from None
+    return config_from_dict(raw, str(path), sources), sources
 
 
-def warnings_for(config: Config) -> list[str]:
-    """Things that work but that a careful admin wants to hear about."""
-    out = []
-    for i, acc in enumerate(config.accounts):
-        if acc.password is not None:
-            out.append(
-                f"accounts[{i}].password: an inline password is readable by anyone who can read "
-                "this file; prefer password_file (with systemd LoadCredential=) or password_env"
-            )
-    for i, sink in enumerate(config.alerts):
-        if sink.kind == "email" and sink.account is not None:
-            acc = config.account(sink.account)
-            if acc.smtp is not None and any(
-                other.smtp is not None and other.smtp.host == acc.smtp.host
-                for other in config.accounts
-            ):
-                out.append(
-                    f"alerts[{i}].account: {acc.name!r} sends alerts through {acc.smtp.host}, "
-                    "which is itself monitored: when that server breaks, this alert cannot be "
-                    "sent; add a sink that does not depend on it"
-                )
-    return out
+def load_config(path: Path | str) -> Config:
+    return load_config_sources(path)[0]

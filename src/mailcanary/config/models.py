@@ -301,15 +301,23 @@ class AccountConfig(StrictModel):
         return self.oauth2 is None
 
 
+ROUTE_INTERVAL = 900.0  # 96 canaries a day, not 1,440 at a 60 s [defaults].interval
+
+
 class RouteConfig(StrictModel):
     name: Name | None = None
     from_: Name = Field(alias="from")
     to: Name
-    interval: Duration | None = None
+    interval: Duration | None = None  # None: ROUTE_INTERVAL, never [defaults].interval
     deadline: Duration = 600.0
     slo: Duration = 60.0
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def effective_interval(self) -> float:
+        """Each run sends a real message and providers cap sends per day (contract v3)."""
+        return self.interval or ROUTE_INTERVAL
 
     @property
     def route_name(self) -> str:

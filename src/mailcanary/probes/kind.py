@@ -82,7 +82,9 @@ class ProbeKind:
         return [n for n in self.selection.names(config) if self.has(config, n)]
 
     def interval(self, config: Config, target: str) -> float:
-        interval: float | None = getattr(self.entry(config, target), "interval", None)
+        entry = self.entry(config, target)  # a kind's own default (routes: 15 min) wins
+        interval: float | None = getattr(entry, "effective_interval", None) or getattr(
+            entry, "interval", None)
         return interval or config.defaults.interval
 
     def fingerprint(self, config: Config, target: str) -> str:
