@@ -8,6 +8,7 @@
 from mailcanary.diagnosis.classify import classify, exception_reason, oauth_failure
 from mailcanary.diagnosis.errors import (
     BearerRejected,
+    Bounced,
     ConnectionClosed,
     DeliveryProblem,
     ImapReplyError,
@@ -31,7 +32,8 @@ from mailcanary.diagnosis.smtp import classify_smtp_reply
 from mailcanary.diagnosis.taxonomy import CLASS_OF, LOGIN_REASONS, TAXONOMY, Failure, Where, failure
 
 __all__ = [
-    "CLASS_OF", "HINTS", "LOGIN_REASONS", "TAXONOMY", "BearerRejected", "ConnectionClosed",
+    "CLASS_OF", "HINTS", "LOGIN_REASONS", "TAXONOMY", "BearerRejected", "Bounced",
+    "ConnectionClosed",
     "DeliveryProblem", "Failure", "ImapReplyError", "MechanismUnsupported", "OAuthTokenError",
     "Pop3ReplyError", "ProbeError", "ProtocolViolation", "ServerReplyError", "SmtpReplyError",
     "StartTLSUnavailable", "StateError", "TLSRequired", "TokenEndpointTimeout", "TriggerFailed",

@@ -11,8 +11,10 @@ import socket
 import ssl
 
 from mailcanary.credentials import CredentialError
+from mailcanary.diagnosis.bounces import bounce_hint
 from mailcanary.diagnosis.errors import (
     BearerRejected,
+    Bounced,
     DeliveryProblem,
     MechanismUnsupported,
     OAuthTokenError,
@@ -103,6 +105,8 @@ def exception_reason(exc: BaseException, phase: str | None) -> tuple[str, str]:
         return classify_imap_reply(exc.command, exc.text), str(exc)
     if isinstance(exc, DeliveryProblem):
         return exc.reason, str(exc)
+    if isinstance(exc, Bounced):
+        return classify_smtp_reply(exc.command, exc.code, exc.reply_text), str(exc)
     for kind, reason in _ONE_REASON:
         if isinstance(exc, kind):
             return reason, str(exc)
@@ -160,6 +164,9 @@ def classify(exc: BaseException, phase: str | None, where: Where | None = None) 
     fail = failure(reason, detail, where, phase)
     if isinstance(exc, DeliveryProblem) and exc.hint:
         return Failure(fail.cls, reason, detail, exc.hint)
+    if isinstance(exc, Bounced):
+        hint = bounce_hint(reason, exc.recipient, exc.reply_text)
+        return Failure(fail.cls, reason, detail, hint or fail.hint)
     if reason == "timeout" and phase == "token":
         return Failure(fail.cls, reason, detail, SLOW_ENDPOINT_HINT)
     return fail

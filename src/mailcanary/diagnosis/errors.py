@@ -84,6 +84,27 @@ class DeliveryProblem(ProbeError):
         super().__init__(detail)
 
 
+class Bounced(ProbeError):
+    """The receiving side refused a canary that the sender's server had accepted: its
+    bounce (DSN) came back. Classified as the SMTP reply it quotes; the message is the
+    remote server's words."""
+
+    def __init__(
+        self, command: str, code: int, status: str, diagnostic: str, recipient: str = ""
+    ) -> None:
+        self.command = command
+        self.code = code
+        self.status = status
+        self.recipient = recipient
+        super().__init__(diagnostic)
+
+    @property
+    def reply_text(self) -> str:
+        """The diagnostic with the bounce's status code, for the SMTP classifier."""
+        text = str(self)
+        return text if not self.status or self.status in text else f"{self.status} {text}"
+
+
 class TriggerFailed(ProbeError):
     """An inbound watch's HTTP trigger failed (status >= 400, refused, timed out)."""
 

@@ -355,12 +355,7 @@ class MailTestBed(DoveadmMixin):
             submission_port=self.submission_port,
             submissions_port=self.submissions_port,
         )
-        files = {
-            "main.cf": templates.main_cf(settings),
-            "master.cf": templates.master_cf(settings),
-            "vmailbox": templates.vmailbox_map(self.users),
-            "transport": templates.transport_map(),
-        }
+        files = self._postfix_files(settings)
         # Every postfix command waits ~1.7 s while main.cf is younger than ~2 s: backdate.
         past = time.time() - 60
         for name, text in files.items():
@@ -389,6 +384,12 @@ class MailTestBed(DoveadmMixin):
         wait_for_greeting(self.host, self.smtp_port, b"220")
         wait_for_greeting(self.host, self.submission_port, b"220")
         wait_for_greeting(self.host, self.submissions_port, b"220", tls=self.ssl_context())
+
+    def _postfix_files(self, s: templates.PostfixSettings) -> dict[str, str]:
+        """main.cf, master.cf, the maps (testbed/deliverability.py adds to them)."""
+        return {"main.cf": templates.main_cf(s), "master.cf": templates.master_cf(s),
+                "vmailbox": templates.vmailbox_map(self.users),
+                "transport": templates.transport_map()}
 
     # ------------------------------------------------------------------- stop
     def pids(self) -> set[int]:

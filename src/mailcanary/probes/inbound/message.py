@@ -18,7 +18,7 @@ from email.message import Message
 from mailcanary.probes.inbound.htmltext import html_text
 from mailcanary.probes.inbound.mime import HEADER_LIMIT, Unparseable, text_parts
 
-__all__ = ["Readable", "Unparseable", "html_text", "matches", "readable"]
+__all__ = ["Readable", "Unparseable", "decode_text", "html_text", "matches", "readable"]
 
 # Charsets whose Python codec is stricter than what mailers actually send.
 _WIDER = {"shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932",
@@ -63,6 +63,11 @@ def _decode(raw: bytes, charset: str | None) -> str:
         except UnicodeDecodeError:
             continue
     return raw.decode("utf-8", "replace")
+
+
+def decode_text(raw: bytes, charset: str | None) -> str:
+    """Bytes of a part in its declared charset, read as mailers really write them."""
+    return _decode(raw, charset)
 
 
 def _header(msg: Message, name: str) -> str:

@@ -95,8 +95,11 @@ def _children(body: str, boundary: str, room: int) -> list[str]:
     return parts
 
 
-def text_parts(raw: bytes) -> tuple[Message, list[TextPart]]:
-    """The message's headers and its text parts in reading order (no attachments)."""
+def text_parts(
+    raw: bytes, also: frozenset[str] = frozenset()
+) -> tuple[Message, list[TextPart]]:
+    """The message's headers and its text parts in reading order (no attachments), and
+    the parts whose content type is in `also` (a bounce's message/delivery-status)."""
     top = _part(raw.decode("ascii", "surrogateescape"))
     stack: list[tuple[Message, int]] = [(top, 0)]
     found: list[TextPart] = []
@@ -120,7 +123,9 @@ def text_parts(raw: bytes) -> tuple[Message, list[TextPart]]:
             stack.extend((_part(text), depth + 1) for text in reversed(texts))
             if seen + len(stack) > MAX_PARTS:
                 raise Unparseable(f"more than {MAX_PARTS} MIME parts")
-        elif maintype == "text" and msg.get_content_disposition() != "attachment":
+        elif msg.get_content_type() in also or (
+            maintype == "text" and msg.get_content_disposition() != "attachment"
+        ):
             payload = msg.get_payload(decode=True)
             found.append(TextPart(msg.get_content_subtype(), msg.get_content_charset(),
                                   payload if isinstance(payload, bytes) else b""))

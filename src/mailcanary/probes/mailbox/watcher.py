@@ -175,15 +175,18 @@ class Watcher:
         )
         return [uid for uid in uids if uid >= first_uid]
 
-    async def watch(self, token: Look, accepted: float, deadline: float) -> Sighting | None:
-        """Checks from `accepted` (monotonic) until `deadline` (monotonic); None if unseen.
-        A connection lost meanwhile is re-opened and the wait goes on."""
+    async def watch(
+        self, token: Look, accepted: float, deadline: float, stop: asyncio.Event | None = None
+    ) -> Sighting | None:
+        """Checks from `accepted` (monotonic) until `deadline` (monotonic); None if unseen
+        or once `stop` is set (another watch found the answer: a bounce). A connection
+        lost meanwhile is re-opened and the wait goes on."""
         release_held()
         gap = FIRST_CHECK
         next_check = accepted + gap
-        while True:
+        while stop is None or not stop.is_set():
             try:
-                sighting = await self._wait_and_check(token, next_check, deadline)
+                sighting = await self._wait_and_check(token, next_check, deadline, stop)
             except (OSError, asyncio.IncompleteReadError) as exc:
                 await self._reopen(exc)
                 next_check = time.monotonic()
@@ -195,21 +198,44 @@ class Watcher:
                 return None
             gap = next_gap(gap, idle=self.client.supports_idle)
             next_check = max(next_check + gap, now)
+        return None
 
     async def _wait_and_check(
-        self, token: Look, next_check: float, deadline: float
+        self, token: Look, next_check: float, deadline: float, stop: asyncio.Event | None
     ) -> Sighting | None:
         wait = min(next_check, deadline) - time.monotonic()
         if wait > 0:
-            if self.client.supports_idle and wait >= IDLE_MIN:
-                await self.idle()
-                pushed = await self.client.idle_wait(wait)
-                if pushed:
-                    self.ctx.transcript.note("*", "server pushed news: checking now")
-            else:
-                await self.leave_idle()
-                await asyncio.sleep(wait)
+            await self._pause(wait, stop)
+            if stop is not None and stop.is_set():
+                return None
         return await self.check(token)
+
+    async def _pause(self, wait: float, stop: asyncio.Event | None) -> None:
+        """Idle (or sleep) for `wait` seconds, or until `stop` is set."""
+        pause = asyncio.ensure_future(self._idle_or_sleep(wait))
+        if stop is None:
+            await pause
+            return
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({pause, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pause, stopped):
+                task.cancel()
+            await asyncio.gather(pause, stopped, return_exceptions=True)
+        failed = None if pause.cancelled() else pause.exception()
+        if failed is not None:
+            raise failed  # a lost connection: `watch` re-opens it
+
+    async def _idle_or_sleep(self, wait: float) -> None:
+        if self.client.supports_idle and wait >= IDLE_MIN:
+            await self.idle()
+            pushed = await self.client.idle_wait(wait)
+            if pushed:
+                self.ctx.transcript.note("*", "server pushed news: checking now")
+        else:
+            await self.leave_idle()
+            await asyncio.sleep(wait)
 
     async def _reopen(self, lost: BaseException) -> None:
         """A new session in place of the lost one, looking where the old one looked (the

@@ -18,6 +18,7 @@ from mailcanary.diagnosis import DeliveryProblem, SmtpReplyError, Where
 from mailcanary.diagnosis import spam as spam_diagnosis
 from mailcanary.probes.mailbox.headers import auth_results, parse_headers, received_hops
 from mailcanary.probes.mailbox.watcher import Reopen, Sighting, Watcher
+from mailcanary.probes.roundtrip.bounces import BounceWatch, open_bounce_watch, watch_both
 from mailcanary.probes.roundtrip.canary import TOKEN_HEADER, new_canary
 from mailcanary.probes.roundtrip.pop3 import pop3_round_trip
 from mailcanary.probes.roundtrip.state import Canaries
@@ -83,7 +84,7 @@ async def round_trip(
                           reopen=_reopener(ctx, receiver, sessions), token_header=TOKEN_HEADER)
         with ctx.phase("select"):
             await watcher.prepare()
-
+            bounces = await open_bounce_watch(ctx, sender, receiver, token, sessions)
         accepted, accepted_wall = await _submit(
             ctx, smtp, store, sender=sender, receiver=receiver, route=route, message=message,
             token=token,
@@ -96,12 +97,12 @@ async def round_trip(
 
         sighting, late = await _watch_and_clean(
             ctx, watcher, store, token=token, accepted=accepted, accepted_wall=accepted_wall,
-            deadline=route.deadline, after_seen=after_seen,
+            deadline=route.deadline, after_seen=after_seen, bounces=bounces,
         )
         ctx.extra["imap_commands"] = watcher.client.commands_sent
         await watcher.client.logout()
         _verdict(ctx, deadline=route.deadline, slo=route.slo, sighting=sighting, late=late,
-                 accepted=accepted)
+                 accepted=accepted, bounces=bounces)
     finally:
         runtime_of(ctx).canaries.discard(token)
         if quitting is not None:
@@ -188,12 +189,15 @@ async def _watch_and_clean(
     accepted_wall: float,
     deadline: float,
     after_seen: AfterSeen | None,
+    bounces: BounceWatch | None,
 ) -> tuple[Sighting | None, bool]:
-    """Phases deliver and cleanup: (where it was seen, whether only after the deadline)."""
+    """Phases deliver and cleanup: (where it was seen, whether only after the deadline).
+    A bounce ends the watch: no search elsewhere, the record goes, the bounce too."""
     with ctx.phase("deliver"):
-        sighting = await watcher.watch(token, accepted, accepted + deadline)
-        late = sighting is None
-        if sighting is None:
+        sighting = await watch_both(watcher, bounces, token, accepted, accepted + deadline)
+        bounced = bounces is not None and bounces.found is not None
+        late = sighting is None and not bounced
+        if late:
             sighting = await watcher.search_elsewhere(token)
         if sighting is not None:
             await _read_headers(ctx, watcher, sighting, accepted_wall)
@@ -208,8 +212,12 @@ async def _watch_and_clean(
             else:
                 await store.set_status(token, "seen")
                 ctx.extra["cleanup"] = "left marked \\Deleted (no UIDPLUS, other deletions)"
+        elif bounced:
+            await store.remove(token)  # its verdict is the bounce: nothing left in flight
         else:
             await store.set_status(token, "lost")
+        if bounces is not None:
+            await bounces.delete()
         report = await sweep_selected(ctx, watcher, store)
         if report.late:
             ctx.extra["late_canaries"] = [c.as_json() for c in report.late]
@@ -244,7 +252,12 @@ def _verdict(
     sighting: Sighting | None,
     late: bool,
     accepted: float,
+    bounces: BounceWatch | None = None,
 ) -> None:
+    bounced = bounces.problem() if bounces is not None else None
+    if bounced is not None:
+        ctx.current_phase = "deliver"
+        raise bounced
     if sighting is None:
         raise _deliver_problem(
             ctx, "lost",
