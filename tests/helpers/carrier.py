@@ -35,10 +35,10 @@ class CarrierHandler:
         self.refused: list[str] = []
         self.accepted: list[str] = []
 
-    async def handle_RCPT(  # noqa: N802  (aiosmtpd's hook name)
+    async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        local = address.split("@")[0].lower()
+        local = address.split("@", maxsplit=1)[0].lower()
         reply = RCPT_REPLIES.get(local)
         if reply is not None:
             self.refused.append(address)
@@ -46,7 +46,7 @@ class CarrierHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(  # noqa: N802
+    async def handle_DATA(
         self, server: Any, session: Any, envelope: Any
     ) -> str:
         for rcpt in envelope.rcpt_tos:

@@ -38,7 +38,7 @@ class TextPart:
 _BLANK = re.compile(r"\r?\n\r?\n")
 
 
-def _part(text: str) -> Message:
+def _part(text: str) -> tuple[Message, str]:
     """Headers parsed, the body left as one string (no recursion into it, and not read
     line by line by the email package: that alone cost 45 ms per level at 256 KiB)."""
     if text.startswith(("\r\n", "\n")):  # no headers at all
@@ -48,14 +48,17 @@ def _part(text: str) -> Message:
         head, body = (text[:blank.start()], text[blank.end():]) if blank else (text, "")
     msg = Parser().parsestr(head, headersonly=True)  # compat32: raw header text
     leftover = msg.get_payload()  # a line in the header block that was no header, and on
-    msg.set_payload((leftover if isinstance(leftover, str) else "") + body)
+    payload = (leftover if isinstance(leftover, str) else "") + body
+    msg.set_payload(payload)
     for name in _INTERPRETED:
         values = msg.get_all(name) or []
         if any(len(str(v)) > HEADER_LIMIT for v in values):
             del msg[name]
             for value in values:
                 msg[name] = str(value)[:HEADER_LIMIT]
-    return msg
+    # The body as text, for a container: its get_payload() would decode 8-bit text as
+    # ASCII, every non-ASCII byte of its parts a U+FFFD.
+    return msg, payload
 
 
 def _delimiters(body: str, boundary: str) -> Iterator[tuple[int, int, bool]]:
@@ -100,19 +103,17 @@ def text_parts(
 ) -> tuple[Message, list[TextPart]]:
     """The message's headers and its text parts in reading order (no attachments), and
     the parts whose content type is in `also` (a bounce's message/delivery-status)."""
-    top = _part(raw.decode("ascii", "surrogateescape"))
-    stack: list[tuple[Message, int]] = [(top, 0)]
+    top, top_body = _part(raw.decode("ascii", "surrogateescape"))
+    stack: list[tuple[Message, str, int]] = [(top, top_body, 0)]
     found: list[TextPart] = []
     seen = 0
     while stack:
-        msg, depth = stack.pop()
+        msg, body, depth = stack.pop()
         seen += 1
         maintype = msg.get_content_maintype()
         if maintype == "multipart" or msg.get_content_type() == "message/rfc822":
             if depth >= MAX_DEPTH:
                 raise Unparseable(f"MIME parts nested deeper than {MAX_DEPTH} levels")
-            body = msg.get_payload()
-            assert isinstance(body, str)  # headers only: the body is never parsed into parts
             if maintype == "multipart":
                 boundary = msg.get_boundary()
                 if not boundary or len(boundary) > MAX_BOUNDARY:
@@ -120,7 +121,7 @@ def text_parts(
                 texts = _children(body, boundary, MAX_PARTS - seen - len(stack))
             else:
                 texts = [body]
-            stack.extend((_part(text), depth + 1) for text in reversed(texts))
+            stack.extend((*_part(text), depth + 1) for text in reversed(texts))
             if seen + len(stack) > MAX_PARTS:
                 raise Unparseable(f"more than {MAX_PARTS} MIME parts")
         elif msg.get_content_type() in also or (

@@ -98,6 +98,11 @@ def _typed(value: str | None) -> str:
     return rest.strip() if sep and " " not in kind.strip() else text
 
 
+def _host(value: str | None) -> str:
+    """A Remote-MTA's name without comments or the root's dot (Gmail writes both)."""
+    return re.sub(r"\([^()]*\)", "", _typed(value)).strip().rstrip(".")
+
+
 def _status(text: str) -> str:
     match = _STATUS.search(text)
     return ".".join(match.groups()) if match else ""
@@ -119,7 +124,7 @@ def _from_report(report: str, prose: str) -> Bounce | None:
         action = _flat(str(block.get("Action") or "failed")).lower()
         found.append(Bounce(
             action="failed" if action == "failed" or not action else action,
-            status=status, remote_mta=_typed(block.get("Remote-MTA")),
+            status=status, remote_mta=_host(block.get("Remote-MTA")),
             diagnostic=diagnostic or f"status {status}", command=_command(prose),
             recipient=_typed(block.get("Final-Recipient") or block.get("Original-Recipient")),
         ))
@@ -161,7 +166,7 @@ def parse_bounce(raw: bytes, token: str) -> Bounce | None:
     reports: list[str] = []
     texts: list[str] = []
     for part in parts:
-        text = decode_text(part.payload, part.charset or "utf-8")
+        text = decode_text(part.payload, part.charset or "utf-8").replace("\r\n", "\n")
         is_report = part.subtype in ("delivery-status", "global-delivery-status")
         (reports if is_report else texts).append(text)
     if token.encode() not in raw and not any(token in t for t in texts):
