@@ -124,3 +124,11 @@ def test_parse_time_is_linear(unit: bytes) -> None:
     parse_bounce(_hostile(4096, unit), s.TOKEN)
     small, big = _cpu(_hostile(FETCH_LIMIT // 2, unit)), _cpu(_hostile(FETCH_LIMIT, unit))
     assert big < 0.02 or big / small < 3.0, (unit, small, big)
+
+
+def test_eight_bit_text_in_a_multipart_reads_as_written() -> None:
+    """Postfix and Japanese senders send UTF-8 unencoded (8bit) inside multiparts: the
+    walker once decoded the container as ASCII and every such character became U+FFFD."""
+    from mailcanary.probes.inbound.message import readable  # noqa: PLC0415
+
+    assert "宛先のメールアドレス" in readable(s.GLOBAL).body
