@@ -1,8 +1,9 @@
 """`mailcanary run`: wires config, scheduler, metrics, HTTP, alerts, signals and systemd.
 
 Start-up: load the config (exit 2 if bad), listen for /metrics, create every target's
-series, start the jobs, tell systemd READY=1. SIGHUP reloads (RELOADING=1 ... READY=1),
-keeping the old config when the new one is invalid. SIGTERM/SIGINT: STOPPING=1, no new
+series, start the jobs, tell systemd READY=1. SIGHUP, or an edit of the config files
+(daemon/confwatch.py), reloads (RELOADING=1 ... READY=1), keeping the old config when the
+new one is invalid. SIGTERM/SIGINT: STOPPING=1, no new
 probes, running ones get a grace period and are then cancelled, exit 0.
 """
 
@@ -28,6 +29,7 @@ from mailcanary.config import Config, ConfigError, load_config, warnings_for
 from mailcanary.config.webconfig import web_config_of
 from mailcanary.daemon import sd
 from mailcanary.daemon.alerts import AlertEngine
+from mailcanary.daemon.confwatch import ConfigWatcher
 from mailcanary.daemon.metrics import MetricsCollector, MetricsState
 from mailcanary.daemon.probe_endpoint import ProbeEndpoint
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
@@ -178,6 +180,8 @@ class Daemon:
         )
         self.notifier.ready(f"probing {len(specs)} targets")
         self._spawn(self._sweeper())
+        self.watcher = ConfigWatcher(self.config_path, self.reload)  # edits reload as SIGHUP
+        self._spawn(self.watcher.run())
         watchdog = None
         if self.notifier.watchdog_seconds:
             watchdog = asyncio.create_task(self._watchdog(self.notifier.watchdog_seconds / 3))
