@@ -75,6 +75,7 @@ async def test_black_holed_server_never_delays_another(
             await asyncio.gather(*scrapers)
             ended = time.time()
             metrics = await daemon.metrics()
+            scraped = time.time()
             code, _ = await daemon.stop()
             assert code == 0
     assert answered and set(answered) == {200}, set(answered)
@@ -91,7 +92,11 @@ async def test_black_holed_server_never_delays_another(
     assert skipped is not None and skipped >= 1
     logged = [e for e in daemon.logs() if e.get("event") == "probe_skipped"
               and e.get("target") == "hole0"]
-    assert len(logged) == skipped  # once each
+    # Once each: every counted skip has its log line, and no line without a skip. The daemon
+    # goes on between the scrape (its render may be up to 1 s old) and the stop, so skips
+    # logged after the scrape may be missing from the counter it answered.
+    settled = [e for e in logged if _ts(e["timestamp"]) < scraped - 1.5]
+    assert len(settled) <= skipped <= len(logged), (len(settled), skipped, len(logged))
     assert value(metrics, "mailcanary_probe_skipped_total", probe="imap", target="healthy") == 0
     holes = daemon.probe_lines("imap", "hole0")
     assert holes and all(e["class"] == "timeout" for e in holes)
