@@ -92,12 +92,23 @@ def strip_one_newline(text: str) -> str:
     return text
 
 
+# The unit's one ``LoadCredential=mailcanary:/etc/mailcanary/secrets`` loads every file of
+# that directory as credential ``mailcanary_<file name>`` (systemd.exec(5)).
+CREDENTIAL_ID = "mailcanary"
+
+
 def resolve_secret_path(path: Path) -> Path:
-    """A relative name is looked up in systemd's ``$CREDENTIALS_DIRECTORY`` when it is set."""
+    """A relative name is looked up in systemd's ``$CREDENTIALS_DIRECTORY`` when it is set:
+    as is (``LoadCredential=alice:...``, a Kubernetes secret volume), else as loaded from
+    the unit's credentials directory (``mailcanary_alice``)."""
     if not path.is_absolute():
         cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
         if cred_dir:
-            return Path(cred_dir) / path
+            plain = Path(cred_dir) / path
+            loaded = Path(cred_dir) / f"{CREDENTIAL_ID}_{path}"
+            if len(path.parts) == 1 and not plain.exists() and loaded.exists():
+                return loaded
+            return plain
     return path
 
 

@@ -199,6 +199,24 @@ def test_password_file_newline_and_credentials_directory(
     assert account_password(cfg.accounts[1]).reveal() == "from-env"
 
 
+def test_secret_from_the_units_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`LoadCredential=mailcanary:/etc/mailcanary/secrets` (one line for every account)
+    gives each file as `mailcanary_<name>`; `password_file = "alice"` finds it. A file
+    named as is (one LoadCredential per secret, a Kubernetes secret volume) wins."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mailcanary_alice").write_text("from-the-directory\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD)
+    cfg = load_config(path)
+    assert account_password(cfg.accounts[0]).reveal() == "from-the-directory"
+    (creds / "alice").write_text("its-own-credential\n")
+    assert account_password(cfg.accounts[0]).reveal() == "its-own-credential"
+
+
 def test_unreadable_secret_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
     path = tmp_path / "c.toml"
