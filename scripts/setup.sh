@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve postfix
-              prometheus prometheus-alertmanager)
+              prometheus prometheus-alertmanager chromium chromium-driver)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

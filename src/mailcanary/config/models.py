@@ -35,6 +35,7 @@ class DaemonConfig(StrictModel):
     max_web_connections: int = Field(default=64, ge=1, le=10000)
     web_config_file: Path | None = None  # exporter-toolkit web.yml: TLS, basic auth
     probe_endpoint: bool = True
+    history_days: int = Field(default=30, ge=1, le=3660)  # the status page's history
 
     @field_validator("listen")
     @classmethod

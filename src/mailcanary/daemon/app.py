@@ -35,6 +35,8 @@ from mailcanary.daemon.probe_endpoint import ProbeEndpoint
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
 from mailcanary.daemon.sdnotify import Notifier
 from mailcanary.daemon.shards import Shard
+from mailcanary.daemon.status.history import History
+from mailcanary.daemon.status.page import StatusPage
 from mailcanary.daemon.web import CachedExposition, WebServer
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.kind import Sweeper
@@ -83,6 +85,9 @@ class Daemon:
                              max_connections=config.daemon.max_web_connections)
         self.web.sd = self.discovery if config.daemon.probe_endpoint else None
         self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
+        self.history = History(config.daemon.state_dir, config.daemon.history_days)
+        self.web.status = StatusPage(self.history, lambda: list(self.metrics.targets),
+                                     lambda: self.config).answer
         self.stop_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -92,6 +97,7 @@ class Daemon:
     def on_result(self, result: ProbeResult) -> None:
         self.metrics.record(result)
         self.alerts.observe(result)
+        self.history.add(result)
 
     def _set_backoff(self, kind: str, target: str, factor: float) -> None:
         series = self.metrics.targets.get((kind, target))
@@ -165,6 +171,7 @@ class Daemon:
         self.metrics.reload_success_time = time.time()
         self.alerts.persist_in(daemon.state_dir)
         self.alerts.configure(list(self.config.alerts))
+        await self.history.open()
         specs = self.scheduler.start()
         self._add_series(specs)
         self.alerts.prune({(s.kind, s.target) for s in specs})
@@ -196,6 +203,7 @@ class Daemon:
         if watchdog is not None:
             watchdog.cancel()
         await self.alerts.close(grace=1.0)
+        await self.history.close()
         await self.web.stop()
         await self.runtime.close()
         log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3),
@@ -285,6 +293,7 @@ class Daemon:
                       problems=exc.problems, note="keeping the previous configuration")
             return False
         self.config = new
+        self.history.store.days = new.daemon.history_days
         self.web.probe = self.probe_endpoint.answer if new.daemon.probe_endpoint else None
         self.web.sd = self.discovery if new.daemon.probe_endpoint else None
         self.runtime.reconfigure(new)

@@ -42,6 +42,14 @@ MAX_AGE = 1.0  # seconds a rendered /metrics or /healthz is served again
 HEADER_TIMEOUT = 10.0  # a request's headers must arrive within this long
 IDLE = 30.0  # a TLS handshake, or each slice of an answer, within this long: else dropped
 ProbeHandler = Callable[[str, Mapping[str, str]], Awaitable[tuple[int, str, bytes]]]
+StatusHandler = Callable[[str, str], Awaitable[tuple[int, str, bytes]]]  # (path, query)
+STATUS_PATHS = ("/status", "/status/status.css", "/status/status.js", "/status/favicon.svg",
+                "/api/v1/status")
+# The status page loads nothing but its own files, and no other site may frame it.
+HTML_HEADERS = ("Content-Security-Policy: default-src 'none'; style-src 'self'; "
+                "script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; "
+                "frame-ancestors 'none'\r\nX-Content-Type-Options: nosniff\r\n"
+                "Referrer-Policy: same-origin\r\n")
 HealthFunc = Callable[[bool], tuple[bool, dict[str, Any]]]
 SdHandler = Callable[[Mapping[str, str]], bytes]  # request headers -> /sd's JSON
 
@@ -129,6 +137,7 @@ class WebServer:
         self.health = CachedHealth(health)
         self.probe = probe
         self.sd: SdHandler | None = None  # /sd, set with /probe (discovery of its targets)
+        self.status: StatusHandler | None = None  # /status and /api/v1/status
         self.server: asyncio.Server | None = None
         self.active = 0
         self.refused = 0  # closed at once: every connection was answering
@@ -212,6 +221,8 @@ class WebServer:
             status, ctype, answer = await self._respond(method, path, headers)
         body = [answer] if isinstance(answer, bytes) else answer
         extra = 'WWW-Authenticate: Basic realm="mailcanary"\r\n' if status == 401 else ""
+        if ctype.startswith("text/html"):
+            extra += HTML_HEADERS
         writer.write(
             f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {sum(map(len, body))}\r\n{extra}Connection: close\r\n\r\n"
@@ -228,7 +239,7 @@ class WebServer:
     async def _respond(self, method: str, target: str,
                        headers: Mapping[str, str]) -> tuple[int, str, bytes | list[bytes]]:
         path, _, query = target.partition("?")
-        if path not in ("/metrics", "/healthz", "/probe", "/sd", "/"):
+        if path not in ("/metrics", "/healthz", "/probe", "/sd", "/", *STATUS_PATHS):
             return 404, TEXT, b"not found: try /metrics or /healthz\n"
         if method not in ("GET", "HEAD"):
             return 405, TEXT, b"method not allowed\n"
@@ -245,7 +256,12 @@ class WebServer:
         if path == "/healthz":
             status, body = self.health.get("summary" in query.split("&"))
             return status, "application/json", body
-        page = b"mailcanary: see /metrics, /healthz and /probe?probe=KIND&target=NAME\n"
+        if path in STATUS_PATHS:
+            if self.status is None:
+                return 404, TEXT, b"no status page here\n"
+            return await self.status(path, query)
+        page = (b"mailcanary: see /status, /metrics, /healthz and "
+                b"/probe?probe=KIND&target=NAME\n")
         return 200, TEXT, page
 
 
