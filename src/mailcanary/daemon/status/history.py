@@ -106,6 +106,7 @@ class HistoryDB:
         self.ids: dict[Key, int] = {}
         self.seq: dict[int, int] = {}  # next ring slot per target id
         self.db: sqlite3.Connection | None = None
+        self.compacted_to = 0  # the cutoff of the last compaction (it moves once a day)
 
     def open(self) -> dict[Key, Current]:
         """Opens (or creates, 0600, never through a symlink) the database and returns every
@@ -195,8 +196,9 @@ class HistoryDB:
         targets with no run within history_days forgotten."""
         cutoff = int(now - HOURLY_FOR) // DAY * DAY
         oldest = now - self.days * DAY
-        if self.db is None:
+        if self.db is None or cutoff == self.compacted_to:
             return
+        self.compacted_to = cutoff
         with self._tx() as db:
             db.execute(
                 "INSERT INTO buckets SELECT id, start / 86400 * 86400, sum(runs), sum(oks)"
