@@ -305,6 +305,8 @@ class History:
             await self.flush()
 
     async def details(self, keys: Sequence[Key]) -> dict[Key, Detail]:
+        """Queued runs are written first, so the bar and uptime agree with the state."""
+        await self.flush()
         return await self._call(self.store.details, keys, time.time())
 
     async def close(self) -> None:
