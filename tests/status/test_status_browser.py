@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -54,6 +55,12 @@ def rows(driver: webdriver.Chrome) -> dict[str, str]:
         "const out = {}; document.querySelectorAll('tr[data-key]').forEach("
         "r => { out[r.dataset.key] = r.className; }); return out;")
     return found
+
+
+def console(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    """The browser console's messages since the last call (chromedriver's log)."""
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return entries
 
 
 async def wait_until(check: object, within: float, what: str) -> None:
@@ -102,7 +109,7 @@ async def test_status_page_in_chromium(testbed: MailTestBed, tmp_path: Path) -> 
             assert driver.execute_script(  # the bar agrees with the state it shows
                 "return document.querySelector(\"tr[data-key='imap/alice'] .bar\")"
                 ".lastElementChild.className;") == "down"
-            logs = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+            logs = [e for e in console(driver) if e["level"] in ("SEVERE", "WARNING")]
             assert logs == [], logs
             driver.save_screenshot(str(tmp_path / "status-desktop.png"))
             # Filters: state and probe through the form.
@@ -123,7 +130,7 @@ async def test_status_page_in_chromium(testbed: MailTestBed, tmp_path: Path) -> 
             hint = phone.find_element(By.CSS_SELECTOR, "tr.failing .hint")
             assert hint.rect["x"] >= 0 and hint.rect["x"] + hint.rect["width"] <= inner
             phone.save_screenshot(str(tmp_path / "status-phone.png"))
-            assert [e for e in phone.get_log("browser") if e["level"] == "SEVERE"] == []
+            assert [e for e in console(phone) if e["level"] == "SEVERE"] == []
         # Without JavaScript: the same page, filters by the form's plain GET.
         with browser(javascript=False) as plain:
             plain.get(url)
