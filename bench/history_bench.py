@@ -41,6 +41,7 @@ from mailcanary.daemon.status.history import (
     db_size,
 )
 from mailcanary.daemon.status.page import Query, StatusPage
+from mailcanary.probes import PROBES
 
 HINT = "The server rejected the username or password. Check whether the password was changed."
 
@@ -121,7 +122,7 @@ async def render(state_dir: Path, targets: int, days: int) -> dict[str, Any]:
     await history.open()
     opened = time.perf_counter() - began
     keys = [("imap", a.name) for a in config.accounts]
-    page = StatusPage(history, lambda: keys, lambda: config)
+    page = StatusPage(history, lambda: keys, lambda: config, PROBES)
     await page.html("")  # the first render builds the Jinja2 environment
     timings: dict[str, float] = {}
     for name, query in (("first_page", ""), ("failing_only", "state=failing"),

@@ -87,7 +87,7 @@ class Daemon:
         self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
         self.history = History(config.daemon.state_dir, config.daemon.history_days)
         self.web.status = StatusPage(self.history, lambda: list(self.metrics.targets),
-                                     lambda: self.config).answer
+                                     lambda: self.config, self.registry).answer
         self.stop_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -1,15 +1,15 @@
 """Where each target lives, for grouping and filtering the status page: its server
-(host:port), its provider preset and its account's labels."""
+(host:port) and provider preset as `/sd` and ``mailcanary_target_info`` name them, and its
+account's labels."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mailcanary.config import Config
-from mailcanary.config.models import AccountConfig
-from mailcanary.diagnosis.taxonomy import Where
-
-LOGIN_KINDS = ("imap", "smtp", "pop3")
+from mailcanary.daemon.sd import server_and_provider
+from mailcanary.probes.kind import ProbeKind
 
 
 @dataclass(frozen=True)
@@ -19,45 +19,31 @@ class Facts:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def _facts(account: AccountConfig | None, which: str) -> Facts:
-    """`which`: the login probe's own endpoint, or "mailbox" (IMAP, else POP3): where a
-    round trip's or inbound watch's mail is read."""
-    if account is None:
+def facts_of(kind: ProbeKind | None, config: Config, target: str) -> Facts:
+    if kind is None:
         return Facts()
-    endpoint = {"imap": account.imap, "smtp": account.smtp, "pop3": account.pop3}.get(which)
-    if which == "mailbox":
-        endpoint = account.imap or account.pop3
-    server = ""
-    if endpoint is not None:
-        server = Where(host=endpoint.host, port=endpoint.effective_port).server
-    labels = getattr(account, "labels", None) or {}  # [[accounts]] labels (fleet view)
-    return Facts(server, account.provider or "", {str(k): str(v) for k, v in labels.items()})
+    server, provider = server_and_provider(kind, config, target)
+    try:
+        accounts = kind.accounts(config, target)
+    except (KeyError, LookupError):
+        accounts = []
+    # [[accounts]] labels (the fleet view): a route's are its `to` account's.
+    labels = (getattr(accounts[-1], "labels", None) or {}) if accounts else {}
+    return Facts(server, provider, {str(k): str(v) for k, v in labels.items()})
 
 
 class FactsCache:
     """Facts of every target, computed once per config object (a reload makes a new one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Mapping[str, ProbeKind]) -> None:
+        self.registry = registry
         self.config: Config | None = None
         self.facts: dict[tuple[str, str], Facts] = {}
-        self.owner: dict[tuple[str, str], AccountConfig | None] = {}
-
-    def _index(self, config: Config) -> None:
-        accounts = {a.name: a for a in config.accounts}
-        self.config, self.facts, self.owner = config, {}, {}
-        for route in config.routes:
-            self.owner["roundtrip", route.route_name] = accounts.get(route.to)
-        for watch in config.inbound:
-            self.owner["inbound", watch.name] = accounts.get(watch.account)
-        for name, account in accounts.items():
-            for kind in LOGIN_KINDS:
-                self.owner[kind, name] = account
 
     def get(self, config: Config, kind: str, target: str) -> Facts:
         if config is not self.config:
-            self._index(config)
+            self.config, self.facts = config, {}
         found = self.facts.get((kind, target))
         if found is None:
-            which = kind if kind in LOGIN_KINDS else "mailbox"
-            found = self.facts[kind, target] = _facts(self.owner.get((kind, target)), which)
+            found = self.facts[kind, target] = facts_of(self.registry.get(kind), config, target)
         return found

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,7 @@ from mailcanary.config import Config
 from mailcanary.daemon.status.facts import Facts, FactsCache
 from mailcanary.daemon.status.history import WINDOWS, Current, Detail, History, Key
 from mailcanary.daemon.status.render import Renderer
+from mailcanary.probes.kind import ProbeKind
 
 PER_PAGE = 100
 MAX_PER_PAGE = 500
@@ -135,13 +136,13 @@ class StatusPage:
     """Answers /status, /status/<asset> and /api/v1/status for one daemon."""
 
     def __init__(self, history: History, targets: Callable[[], Iterable[Key]],
-                 config: Callable[[], Config], language: Callable[[], str] = lambda: "en",
-                 ) -> None:
+                 config: Callable[[], Config], registry: Mapping[str, ProbeKind],
+                 language: Callable[[], str] = lambda: "en") -> None:
         self.history = history
         self.targets = targets
         self.config = config
         self.language = language
-        self.facts = FactsCache()
+        self.facts = FactsCache(registry)
         self.renderer = Renderer()
 
     def rows(self, query: Query) -> list[Row]:
