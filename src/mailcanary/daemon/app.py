@@ -159,10 +159,12 @@ class Daemon:
             log.error("web_config_invalid", problems=exc.problems)
             print(exc.report(), file=sys.stderr)
             return 2
+        await self.history.open()  # before listening: /metrics has every series at once
         try:
             await self.web.start(daemon.listen_host, daemon.listen_port)
         except OSError as exc:
             log.error("listen_failed", listen=daemon.listen, error=exc.strerror or str(exc))
+            await self.history.close()
             return 1
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self.stop_requested.set)
@@ -171,7 +173,6 @@ class Daemon:
         self.metrics.reload_success_time = time.time()
         self.alerts.persist_in(daemon.state_dir)
         self.alerts.configure(list(self.config.alerts))
-        await self.history.open()
         specs = self.scheduler.start()
         self._add_series(specs)
         self.alerts.prune({(s.kind, s.target) for s in specs})
