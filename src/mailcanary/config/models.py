@@ -59,6 +59,9 @@ class DaemonConfig(StrictModel):
 class Defaults(StrictModel):
     interval: Duration = 60.0
     timeout: Duration = 30.0
+    # Consecutive auth failures after which an account's logins stop until its secret or
+    # its config changes (daemon/backoff.py); 0 = never. Providers lock accounts after a few.
+    auth_pause_after: int = Field(default=6, ge=0, le=1000)
 
 
 Security = Literal["tls", "starttls", "none"]

@@ -75,8 +75,9 @@ class Daemon:
         self.scheduler = ProbeScheduler(config, self.on_result, registry=self.registry,
                                         shard=shard, runtime=self.runtime)
         hooks = self.scheduler.hooks
-        hooks.backoff, hooks.skip, hooks.lag = (
+        hooks.backoff, hooks.skip, hooks.lag, hooks.paused = (
             self._set_backoff, self.metrics.count_skip, self.metrics.observe_lag,
+            self._set_paused,
         )
         self.exposition = CachedExposition(self.metrics, self.prom)
         self.probe_endpoint = ProbeEndpoint(self.scheduler)
@@ -104,6 +105,11 @@ class Daemon:
         if series is not None:
             series.backoff = factor
 
+    def _set_paused(self, kind: str, target: str, paused: bool) -> None:
+        series = self.metrics.targets.get((kind, target))
+        if series is not None:
+            series.paused = paused
+
     def _alert_ttl(self, kind: str, target: str) -> float:
         """Alertmanager's endsAt: three missed runs, each as long as the probe may take
         (a route's deadline), so a slow probe does not make the alert flap."""
@@ -126,6 +132,9 @@ class Daemon:
         at 10,000 accounts is 3.5 MB of JSON and 150 ms on the loop."""
         healthy = self.scheduler.is_running
         doc: dict[str, Any] = {"status": "ok" if healthy else "stopped", "version": __version__}
+        paused = sorted(f"{s.probe}:{s.target}" for s in self.metrics.targets.values()
+                        if s.paused)
+        doc["paused"] = paused  # logins paused after repeated auth failures
         if summary:
             return healthy, {**doc, "targets": len(self.metrics.targets)}
         targets = []
@@ -140,6 +149,7 @@ class Daemon:
                 "phase": None if last is None else last.phase,
                 "finished_at": None if last is None else last.finished_at,
                 "backoff_factor": series.backoff,
+                "paused": series.paused,
             })
         return healthy, {**doc, "targets": targets}
 
@@ -178,6 +188,7 @@ class Daemon:
         self.alerts.prune({(s.kind, s.target) for s in specs})
         self.scheduler.backoff.attach(daemon.state_dir)
         self.scheduler.resume_backoff(specs)
+        self.scheduler.mark_paused()
         for warning in warnings_for(self.config):
             log.warning("config_warning", warning=warning)
         log.info(
@@ -304,6 +315,7 @@ class Daemon:
             self.alerts.removed(spec.kind, spec.target)  # a firing alert gets its resolved
         self._add_series(added)
         self.scheduler.resume_backoff(list(self.scheduler.specs.values()))
+        self.scheduler.mark_paused()
         await self.alerts.reconfigure(list(new.alerts))
         for warning in warnings_for(new):
             log.warning("config_warning", warning=warning)

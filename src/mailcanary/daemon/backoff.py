@@ -29,8 +29,15 @@ from typing import Any
 import structlog
 
 from mailcanary.config import AccountConfig, Config
-from mailcanary.credentials import CredentialError, account_password, fingerprint
+from mailcanary.credentials import (
+    CredentialError,
+    account_password,
+    fingerprint,
+    read_secret_env,
+    read_secret_file,
+)
 from mailcanary.probes import PROBES
+from mailcanary.result import ProbeResult
 from mailcanary.state import BatchedState, JsonState, StateInvalid
 
 log = structlog.get_logger("mailcanary.daemon.backoff")
@@ -38,6 +45,10 @@ log = structlog.get_logger("mailcanary.daemon.backoff")
 FILE_NAME = "backoff.json"
 BACKOFF_CLASSES = ("auth", "rate_limited")
 MAX_BACKOFF = 8
+# The auth failures that mean "these credentials are refused" (a provider counts them).
+PAUSE_REASONS = frozenset({"invalid_credentials", "account_locked", "app_password_required",
+                           "basic_auth_disabled", "web_login_required"})
+BEFORE_LOGIN = frozenset({"dns", "connect", "tls", "greeting", "starttls", "token", "auth"})
 
 
 # (config, kind, target) -> the accounts whose credentials the job logs in with: the
@@ -53,18 +64,39 @@ def accounts_of(config: Config, kind: str, target: str) -> list[AccountConfig]:
 
 def _material(config: Config, kind: str, target: str, accounts_of: AccountsOf) -> str:
     """Where a job's secrets come from and what they are (read in the worker thread)."""
+    return _accounts_material(accounts_of(config, kind, target))
+
+
+def _accounts_material(accounts: list[AccountConfig]) -> str:
     parts = []
-    for account in accounts_of(config, kind, target):
+    for account in accounts:
         parts.append(account.model_dump_json(include={"name", "username", "password_file",
                                                       "password_env"}))
         if account.oauth2 is not None:
             parts.append(account.oauth2.model_dump_json())
+            parts += _oauth2_secrets(account)
             continue
         try:
             parts.append(account_password(account).reveal())
         except CredentialError as exc:
             parts.append(f"unreadable: {exc}")
     return "\0".join(parts)
+
+
+def _oauth2_secrets(account: AccountConfig) -> list[str]:
+    """The OAuth2 client secret and refresh token values (a new one ends a pause)."""
+    oauth2, out = account.oauth2, []
+    assert oauth2 is not None
+    for key in ("client_secret", "refresh_token"):
+        path, env = getattr(oauth2, f"{key}_file"), getattr(oauth2, f"{key}_env")
+        try:
+            if path is not None:
+                out.append(read_secret_file(path, key).reveal())
+            elif env is not None:
+                out.append(read_secret_env(env, key).reveal())
+        except CredentialError as exc:
+            out.append(f"unreadable: {exc}")
+    return out
 
 
 def _check(data: dict[str, Any]) -> None:
@@ -77,6 +109,10 @@ def _check(data: dict[str, Any]) -> None:
             not isinstance(entry.get("next_due"), int | float)
         ) or not isinstance(entry.get("credentials"), str | None):
             raise StateInvalid(f"job {job_id!r} is not a backoff entry")
+    for name, entry in data.get("paused", {}).items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("credentials"), str | None) \
+                or not isinstance(entry.get("reason"), str):
+            raise StateInvalid(f"paused account {name!r} is not a pause entry")
 
 
 class Fingerprints:
@@ -92,7 +128,9 @@ class Fingerprints:
         self.computed = 0
 
     def _compute(self, config: Config, kind: str, target: str) -> str:
-        material = _material(config, kind, target, self.accounts_of)
+        return self._slow(_material(config, kind, target, self.accounts_of))
+
+    def _slow(self, material: str) -> str:
         quick = hashlib.blake2b(material.encode(), key=self._key).hexdigest()
         slow = self._cache.get(quick)
         if slow is None:
@@ -103,6 +141,11 @@ class Fingerprints:
     async def of(self, config: Config, kind: str, target: str) -> str:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._compute, config, kind, target)
+
+    async def of_account(self, account: AccountConfig) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, lambda: self._slow(_accounts_material([account])))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -125,6 +168,8 @@ class Backoff:
         self.batch: BatchedState | None = None
         self.fingerprints = Fingerprints(secrets.token_bytes(16), accounts)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.logins: dict[str, int] = {}  # account -> consecutive auth failures
+        self.paused: dict[str, dict[str, Any]] = {}  # account -> saved pause entry
 
     # ------------------------------------------------------------------ the policy
 
@@ -158,6 +203,86 @@ class Backoff:
         """The streak in memory only (a changed job starts afresh, its saved one resumes)."""
         self.failures.pop((probe, target), None)
 
+    # ------------------------------------------------------------------ lockout protection
+    # Backoff alone still logs in every few hours forever; providers (docomo, Microsoft)
+    # lock an account after a few wrong passwords. After `[defaults] auth_pause_after`
+    # consecutive auth failures an account logs in no more until its secret (file content,
+    # environment value, OAuth2 secret: its slow fingerprint) or its config changes. Only a
+    # job of one account counts (a round trip's failure does not say whose login failed);
+    # every job of a paused account pauses. The pause survives restarts in backoff.json.
+
+    def count_login(self, config: Config, kind: str, target: str,
+                    result: ProbeResult) -> str | None:
+        """Count the account's auth failures; its name when this result pauses it."""
+        limit = config.defaults.auth_pause_after
+        accounts = self.accounts_of(config, kind, target)
+        if limit <= 0 or len(accounts) != 1:
+            return None
+        name = accounts[0].name
+        if result.reason in PAUSE_REASONS:
+            self.logins[name] = self.logins.get(name, 0) + 1
+        elif result.ok or result.phase not in BEFORE_LOGIN:  # it logged in
+            self.logins.pop(name, None)
+        if self.logins.get(name, 0) < limit or name in self.paused:
+            return None
+        self.paused[name] = {"credentials": None, "reason": result.reason,
+                             "since": time.time(), "failures": self.logins[name]}
+        self._changed()
+        self._spawn(self._fill_pause(accounts[0]))
+        return name
+
+    async def _fill_pause(self, account: AccountConfig) -> None:
+        value = await self.fingerprints.of_account(account)
+        entry = self.paused.get(account.name)
+        if entry is not None and entry.get("credentials") is None:
+            entry["credentials"] = value
+            self._changed()
+
+    def paused_in(self, config: Config, kind: str, target: str) -> list[str]:
+        """The job's accounts that are paused (none: it may log in)."""
+        if not self.paused:
+            return []
+        return [a.name for a in self.accounts_of(config, kind, target) if a.name in self.paused]
+
+    def paused_result(self, kind: str, target: str, account: str) -> ProbeResult:
+        """What a paused job reports when no result of it is in memory (after a restart)."""
+        entry = self.paused[account]
+        words = (f"no login: account {account!r} paused after {entry.get('failures')} "
+                 f"consecutive authentication failures ({entry['reason']})")
+        return ProbeResult(kind, target, False, "auth", str(entry["reason"]), "auth", words,
+                           "Logins stay paused so the provider does not lock the account; "
+                           "fix the password (file, variable or OAuth2 secret) or change "
+                           "the account's config and they resume.", 0.0, {})
+
+    def unpause(self, name: str) -> None:
+        self.logins.pop(name, None)
+        if self.paused.pop(name, None) is not None:
+            self._changed()
+
+    def changed_accounts(self, old: Config, new: Config) -> list[str]:
+        """Paused accounts a reload changed or removed (their counts start afresh too)."""
+        out = []
+        for name in set(self.paused) | set(self.logins):
+            before, after = old.accounts_by_name.get(name), new.accounts_by_name.get(name)
+            if before is None or after is None or before != after:
+                self.logins.pop(name, None)
+                if name in self.paused:
+                    out.append(name)
+        return out
+
+    async def secrets_changed(self, config: Config) -> list[str]:
+        """Paused accounts whose secret is no longer the one that failed."""
+        out = []
+        for name, entry in list(self.paused.items()):
+            account = config.accounts_by_name.get(name)
+            saved = entry.get("credentials")
+            if account is None or saved is None:
+                continue
+            if await self.fingerprints.of_account(account) != saved \
+                    and self.paused.get(name) is entry:
+                out.append(name)
+        return out
+
     # ------------------------------------------------------------------ the file
 
     def attach(self, state_dir: Path) -> None:
@@ -167,6 +292,7 @@ class Backoff:
         if data.get("salt"):
             self.fingerprints = Fingerprints(bytes.fromhex(data["salt"]), self.accounts_of)
         self.jobs = data.get("jobs", {})
+        self.paused = {**data.get("paused", {}), **self.paused}
         if "key" in data or "salt" not in data:  # an older file's fast keyed hashes: gone
             for entry in self.jobs.values():
                 entry["credentials"] = None  # unknown: the backoff goes on
@@ -174,7 +300,7 @@ class Backoff:
             self.batch.flush()
 
     def _snapshot(self) -> dict[str, Any]:
-        return {"salt": self.fingerprints.salt.hex(), "jobs": self.jobs}
+        return {"salt": self.fingerprints.salt.hex(), "jobs": self.jobs, "paused": self.paused}
 
     def _changed(self) -> None:
         if self.batch is not None:

@@ -67,6 +67,7 @@ class TargetSeries:
     probes: int = 0
     skipped: int = 0
     backoff: float = 1.0
+    paused: bool = False  # logins paused after repeated auth failures (daemon/backoff.py)
     phases: dict[str, float] = field(default_factory=dict)
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
     last: ProbeResult | None = None
@@ -218,6 +219,16 @@ class MetricsCollector(Collector):
         buckets.append(("+Inf", float(self.state.lag_count)))
         lag.add_metric([], buckets, sum_value=self.state.lag_sum)
         yield lag
+        paused = GaugeMetricFamily(
+            "mailcanary_probe_paused",
+            "1 while a target's logins are paused after [defaults] auth_pause_after "
+            "consecutive auth failures (until its secret or config changes); absent otherwise.",
+            labels=["probe", "target"],
+        )
+        for series in list(self.state.targets.values()):
+            if series.paused:
+                paused.add_metric([series.probe, series.target], 1.0)
+        yield paused
         sweep_time = GaugeMetricFamily(
             "mailcanary_sweep_last_success_timestamp_seconds",
             "Unix time the last sweep of the receiving mailboxes finished without error.",

@@ -55,6 +55,7 @@ def _not_a_skip(record: logging.LogRecord) -> bool:
 logging.getLogger("apscheduler.scheduler").addFilter(_not_a_skip)
 
 RELOAD_JITTER = 5.0
+PAUSE_CHECK_SECONDS = 5.0  # how soon a paused account notices its new secret
 MIN_SPREAD = 60.0  # first runs spread over at least this long (or the interval)...
 START_RATE = 50.0  # ...and longer when more jobs would start per second than this
 
@@ -106,6 +107,7 @@ class Hooks:
     skip: Callable[[str, str], None] = lambda kind, target: None
     lag: Callable[[float], None] = lambda seconds: None
     backoff: Callable[[str, str, float], None] = lambda kind, target, factor: None
+    paused: Callable[[str, str, bool], None] = lambda kind, target, paused: None
 
 
 class ProbeScheduler:
@@ -137,6 +139,7 @@ class ProbeScheduler:
         self.max_jitter = max_jitter  # None: as many jobs need (see _offset)
         self.running: set[asyncio.Task[None]] = set()
         self.stopping = False
+        self._pause_watch: asyncio.Task[None] | None = None
 
     def _accounts_of(self, config: Config, kind: str, target: str) -> list[AccountConfig]:
         """Whose credentials a job logs in with (its backoff identity): its kind says."""
@@ -157,6 +160,7 @@ class ProbeScheduler:
         for spec in specs:  # added before aps.start(): no wake-up per job
             self._add(spec, self._offset(spec))
         self.aps.start()
+        self._pause_watch = asyncio.get_running_loop().create_task(self._watch_paused())
         return specs
 
     def _offset(self, spec: JobSpec, starting: int | None = None, least: float = MIN_SPREAD,
@@ -202,7 +206,9 @@ class ProbeScheduler:
 
     def apply(self, config: Config) -> tuple[list[JobSpec], list[JobSpec], list[JobSpec]]:
         """Switch to a new config: (added, changed, removed) jobs."""
-        self.config = config
+        old_config, self.config = self.config, config
+        for name in self.backoff.changed_accounts(old_config, config):
+            self._set_paused(name, False, "the account's config changed")
         self.limits.configure(config.daemon.max_connections_per_server,
                               server_caps(config))
         wanted = {s.job_id: s for s in job_specs(config, self.registry, self.shard)}
@@ -248,6 +254,12 @@ class ProbeScheduler:
     async def _run(self, spec: JobSpec) -> None:
         structlog.contextvars.bind_contextvars(probe=spec.kind, target=spec.target)
         config = self.config
+        paused = self.backoff.paused_in(config, spec.kind, spec.target)
+        if paused:  # no login until the secret or the config changes: the last result stands
+            last = self.last.get(spec.job_id)
+            log.info("probe_paused", probe=spec.kind, target=spec.target, accounts=paused,
+                     last_reason=None if last is None else last.reason)
+            return
         result = await run_probe(spec.kind, spec.target, config, registry=self.registry,
                                  transcript=False, runtime=self.runtime)
         if self.jobs.get(spec.job_id) is None:
@@ -260,6 +272,9 @@ class ProbeScheduler:
         job_id = f"{kind}:{target}"
         self.last[job_id] = result
         before, after = self.backoff.record(kind, target, result.cls)
+        pausing = self.backoff.count_login(self.config, kind, target, result)
+        if pausing is not None:
+            self._set_paused(pausing, True, result.reason)
         job = self.jobs.get(job_id)
         if after != before and job is not None:
             interval = job.spec.interval * after
@@ -284,7 +299,13 @@ class ProbeScheduler:
                       transcript: bool = False) -> ProbeResult:
         """One probe outside the schedule (`/probe`), through the same limits and backoff.
         Its result is not a scheduled one: it feeds backoff and `last`, not the metrics.
-        `time_limit` shortens the probe's own (a scrape's timeout)."""
+        `time_limit` shortens the probe's own (a scrape's timeout). A paused account's
+        job gets its last result (or what the pause says), never a login."""
+        paused = self.backoff.paused_in(self.config, kind, target)
+        if paused:
+            last = self.last.get(f"{kind}:{target}")
+            return last if last is not None else self.backoff.paused_result(kind, target,
+                                                                            paused[0])
         result = await run_probe(kind, target, self.config, registry=self.registry,
                                  transcript=transcript, time_limit=time_limit,
                                  runtime=self.runtime)
@@ -304,6 +325,51 @@ class ProbeScheduler:
         if f"{kind}:{target}" in self.jobs:
             self.restore_backoff(f"{kind}:{target}", 0, 0.0)  # new credentials: run now
 
+    def _jobs_of(self, account: str) -> list[Job]:
+        return [job for job in self.jobs.values()
+                if account in {a.name for a in self._accounts_of(self.config, job.spec.kind,
+                                                                  job.spec.target)}]
+
+    def _set_paused(self, account: str, paused: bool, why: str) -> None:
+        """Pause (or resume) every job of the account; a resumed one runs now."""
+        if not paused:
+            self.backoff.unpause(account)
+        jobs = self._jobs_of(account)
+        for job in jobs:
+            self.hooks.paused(job.spec.kind, job.spec.target, paused)
+            if not paused and self.aps.get_job(job.spec.job_id) is not None:
+                self.restore_backoff(job.spec.job_id, 0, 0.0)
+        if paused:
+            log.warning("logins_paused", account=account, reason=why,
+                        after=self.config.defaults.auth_pause_after,
+                        jobs=[j.spec.job_id for j in jobs],
+                        note="no more logins until its secret or its config changes "
+                        "([defaults] auth_pause_after), so the provider does not lock it")
+        else:
+            log.info("logins_resumed", account=account, reason=why,
+                     jobs=[j.spec.job_id for j in jobs])
+
+    def mark_paused(self) -> None:
+        """After the saved pauses are loaded (a restart): their jobs show as paused."""
+        for account in list(self.backoff.paused):
+            for job in self._jobs_of(account):
+                self.hooks.paused(job.spec.kind, job.spec.target, True)
+
+    async def _watch_paused(self) -> None:
+        """A paused account resumes soon after its secret changes (the job itself may be
+        backed off for hours)."""
+        while True:
+            await asyncio.sleep(PAUSE_CHECK_SECONDS)
+            if not self.backoff.paused:
+                continue
+            try:
+                changed = await self.backoff.secrets_changed(self.config)
+            except Exception as exc:  # never let the watch die with the daemon running
+                log.warning("pause_check_failed", error=f"{type(exc).__name__}: {exc}")
+                continue
+            for name in changed:
+                self._set_paused(name, False, "the secret changed")
+
     def restore_backoff(self, job_id: str, exponent: int, run_in: float) -> None:
         """Put a job on a saved backoff (or none): its schedule and its factor."""
         job = self.jobs[job_id]
@@ -320,6 +386,8 @@ class ProbeScheduler:
     async def stop(self, grace: float) -> int:
         """Stop scheduling, give running probes `grace` seconds, cancel the rest."""
         self.stopping = True
+        if self._pause_watch is not None:
+            self._pause_watch.cancel()
         if self.aps.running:
             self.aps.pause()  # no new runs; shutdown() would cancel the running ones at once
         running = list(self.running)
