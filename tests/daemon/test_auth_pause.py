@@ -1,6 +1,7 @@
 """Lockout protection against the real Dovecot, counting its failed logins in its own log:
-after `auth_pause_after` consecutive auth failures no more attempts reach the server; a
-reload that changes the account, or a new password in the file, lets logins resume."""
+after `auth_pause_after` consecutive auth failures no more attempts reach the server, also
+after a restart; a reload that changes the account, or a new password in the file, lets
+logins resume."""
 
 from __future__ import annotations
 
@@ -71,6 +72,13 @@ async def test_logins_pause_then_resume_on_reload_and_on_new_secret(
         await _pause_reached(daemon, testbed, before)
         paused_logs = [e for e in daemon.logs() if e.get("event") == "logins_paused"]
         assert paused_logs and paused_logs[0]["account"] == "locky"
+        code, _ = await daemon.stop()
+        assert code == 0
+    (tmp_path / "daemon.log").unlink()
+    async with running_daemon(config, port) as daemon:  # a restart: the pause holds
+        assert await _paused(daemon) == ["imap:locky"]
+        await asyncio.sleep(10)
+        assert failed_logins(testbed) - before == 3
 
         # a reload that changes the account: logins resume (and fail again: still wrong)
         text = config.read_text()
