@@ -66,6 +66,8 @@ OPEN_LABELS = frozenset({"mailcanary_target_info"})
 # The daemon's own families (docs/daemon.md), not in the contract's table.
 DAEMON_METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "mailcanary_probe_backoff_factor": ("gauge", frozenset({"probe", "target"})),
+    "mailcanary_canary_auth_results_total": (
+        "counter", frozenset({"probe", "target", "method", "result"})),
     "mailcanary_config_last_reload_successful": ("gauge", frozenset()),
     "mailcanary_config_last_reload_success_timestamp_seconds": ("gauge", frozenset()),
     "mailcanary_alert_notifications_total": ("counter", frozenset({"sink", "status"})),

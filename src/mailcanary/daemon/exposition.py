@@ -36,6 +36,10 @@ _TARGET_FAMILIES: tuple[tuple[str, str, str], ...] = (
      "rate_limited failures, so the account is not locked (only while > 1; absent: 1)."),
     ("mailcanary_probe_skipped_total", "counter",
      "Scheduled runs that could not start because the previous run still went on."),
+    ("mailcanary_canary_auth_results_total", "counter",
+     "Delivered canaries and watched messages by what the receiving side's "
+     "Authentication-Results said, per method (spf, dkim, dmarc); a series appears when "
+     "first seen."),
 )
 
 
@@ -66,7 +70,10 @@ def _target_lines(family: int, s: TargetSeries) -> list[str]:
         return [f"{name}{{{lbl}}} {_num(s.tls_expiry)}"]
     if family == 7:
         return [f"{name}{{{lbl}}} {_num(s.backoff)}"] if s.backoff != 1 else []
-    return [f"{name}{{{lbl}}} {_num(s.skipped)}"]
+    if family == 8:
+        return [f"{name}{{{lbl}}} {_num(s.skipped)}"]
+    return [f'{name}{{{lbl},method="{m}",result="{r}"}} {_num(n)}'
+            for (m, r), n in sorted(s.auth.items())]
 
 
 def _header(name: str, kind: str, help_text: str) -> list[str]:

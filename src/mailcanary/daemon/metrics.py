@@ -40,6 +40,11 @@ from mailcanary import __version__
 from mailcanary.result import ProbeResult
 
 PLACEMENTS = ("inbox", "spam", "other", "missing")
+# Authentication-Results (RFC 8601) methods and results that become label values; any
+# other result word a receiving server writes is counted as "other".
+AUTH_METHODS = ("spf", "dkim", "dmarc")
+AUTH_RESULTS = frozenset({"pass", "fail", "softfail", "neutral", "none", "temperror",
+                          "permerror", "policy", "hardfail", "bestguesspass"})
 # Mail delivery takes from tens of milliseconds (same server) to an hour (greylisting, queues).
 DELIVERY_BUCKETS = (
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
@@ -70,6 +75,7 @@ class TargetSeries:
     paused: bool = False  # logins paused after repeated auth failures (daemon/backoff.py)
     phases: dict[str, float] = field(default_factory=dict)
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
+    auth: dict[tuple[str, str], int] = field(default_factory=dict)  # (method, result)
     last: ProbeResult | None = None
 
 
@@ -153,6 +159,8 @@ class MetricsState:
         series.phases.update(result.phases)
         if result.tls is not None and result.tls.not_after_timestamp is not None:
             series.tls_expiry = result.tls.not_after_timestamp
+        if "replayed" not in result.extra:  # replayed: counted already
+            _count_auth(series, result.extra.get("auth_results"))
         route = self.routes.get(result.target) if series.delivery else None
         if route is not None and "replayed" not in result.extra:  # replayed: counted already
             placement = result.extra.get("placement")
@@ -164,6 +172,17 @@ class MetricsState:
 
     def count_notification(self, sink: str, status: str) -> None:
         self.notifications[sink, status] = self.notifications.get((sink, status), 0) + 1
+
+
+def _count_auth(series: TargetSeries, seen: object) -> None:
+    """One count per method of a delivered message's Authentication-Results."""
+    if not isinstance(seen, dict):
+        return
+    for method in AUTH_METHODS:
+        result = seen.get(method)
+        if isinstance(result, str):
+            key = (method, result if result in AUTH_RESULTS else "other")
+            series.auth[key] = series.auth.get(key, 0) + 1
 
 
 class MetricsCollector(Collector):
