@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve postfix
-              prometheus prometheus-alertmanager chromium chromium-driver)
+              prometheus prometheus-alertmanager chromium chromium-driver
+              rspamd opendkim opendkim-tools)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

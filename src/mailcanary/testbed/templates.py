@@ -15,7 +15,8 @@ SPAM_HEADER = "X-Mailcanary-Test-Spam"
 
 SIEVE_BEFORE = f"""\
 require ["fileinto", "mailbox"];
-if header :contains "{SPAM_HEADER}" "yes" {{
+# The test header, or a real filter's verdict (Rspamd's milter: X-Spam: Yes).
+if anyof (header :contains "{SPAM_HEADER}" "yes", header :is "X-Spam" "Yes") {{
   fileinto :create "Junk";
   stop;
 }}

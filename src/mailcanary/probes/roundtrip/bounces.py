@@ -96,8 +96,7 @@ class BounceWatch:
 
 
 async def open_bounce_watch(
-    ctx: ProbeContext, sender: AccountConfig, receiver: AccountConfig, token: str,
-    sessions: list[ImapClient],
+    ctx: ProbeContext, sender: AccountConfig, token: str, sessions: list[ImapClient],
 ) -> BounceWatch | None:
     """The sender's session, prepared (UIDNEXT noted, idling) before the canary is sent;
     None when the sender has no IMAP or its session cannot be opened (noted)."""

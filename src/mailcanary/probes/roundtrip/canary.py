@@ -35,8 +35,11 @@ class Canary:
     recipient: str
     sent_at: datetime  # UTC, when we built it
 
-    def message(self, extra_headers: Mapping[str, str] | None = None) -> bytes:
-        """The RFC 5322 message, CRLF line ends, 7-bit ASCII."""
+    def message(
+        self, extra_headers: Mapping[str, str] | None = None, extra_body: str = ""
+    ) -> bytes:
+        """The RFC 5322 message, CRLF line ends, 7-bit ASCII (`extra_body`: tests only,
+        e.g. a spam filter's test pattern)."""
         domain = self.sender.rpartition("@")[2] or "mailcanary.invalid"
         sent = self.sent_at.isoformat(timespec="microseconds").replace("+00:00", "Z")
         headers = [
@@ -67,7 +70,7 @@ class Canary:
             f"Route: {self.route}\n"
             f"Sent: {sent}\n"
             f"Token: {self.token}\n"
-        )
+        ) + extra_body
         text = "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n" + body.replace("\n", "\r\n")
         return text.encode("ascii")
 

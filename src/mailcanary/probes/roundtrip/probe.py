@@ -56,20 +56,20 @@ async def round_trip(
     target: str,
     *,
     extra_headers: Mapping[str, str] | None = None,
+    extra_body: str = "",
     after_accept: AfterAccept | None = None,
     after_seen: AfterSeen | None = None,
     use_special_use: bool = True,
 ) -> None:
-    """One canary. Keyword arguments serve tests and the benchmark only: extra headers,
-    hooks after the SMTP accept and before the cleanup, SPECIAL-USE flags ignored."""
+    """One canary. Keyword arguments serve tests and the benchmark only: extra headers and
+    body text, hooks after the SMTP accept and before the cleanup, SPECIAL-USE ignored."""
     route = config.route(target)
     sender, receiver = config.account(route.from_), config.account(route.to)
     assert sender.smtp is not None and receiver.imap is not None
     store = await Canaries.open(config.daemon.state_dir)
     canary = new_canary(route.route_name, sender.address, receiver.address, store.installation)
-    message = canary.message(extra_headers)
-    token = canary.token
-    ctx.extra["token"] = token
+    message = canary.message(extra_headers, extra_body)
+    token = ctx.extra["token"] = canary.token
     imap_where = Where(receiver.imap.host, receiver.imap.effective_port, "imap")
     ctx.where = imap_where
     imap = imap_client_for(ctx, receiver)
@@ -84,7 +84,7 @@ async def round_trip(
                           reopen=_reopener(ctx, receiver, sessions), token_header=TOKEN_HEADER)
         with ctx.phase("select"):
             await watcher.prepare()
-            bounces = await open_bounce_watch(ctx, sender, receiver, token, sessions)
+            bounces = await open_bounce_watch(ctx, sender, token, sessions)
         accepted, accepted_wall = await _submit(
             ctx, smtp, store, sender=sender, receiver=receiver, route=route, message=message,
             token=token,
@@ -94,7 +94,6 @@ async def round_trip(
         ctx.where = imap_where
         if after_accept is not None:
             await after_accept(message)
-
         sighting, late = await _watch_and_clean(
             ctx, watcher, store, token=token, accepted=accepted, accepted_wall=accepted_wall,
             deadline=route.deadline, after_seen=after_seen, bounces=bounces,
