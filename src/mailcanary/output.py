@@ -95,6 +95,9 @@ class Table:
                 )
                 lines.extend(indent + w + "\n" if k == 0 else w + "\n"
                              for k, w in enumerate(wrapped))
+        delivered = r.extra.get("delivery_seconds")
+        if r.ok and isinstance(delivered, int | float):  # a canary or inbound mail: its time
+            lines.append(f"{indent}delivered after {delivered:.2f} s\n")
         if self.transcript and r.transcript:
             lines.append(indent + "transcript:\n")
             lines.extend(indent + "  " + t + "\n" for t in r.transcript)

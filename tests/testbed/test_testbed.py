@@ -287,7 +287,7 @@ def test_demo_config(testbed: MailTestBed, tmp_path: Path) -> None:
     path = write_demo_config(testbed, tmp_path / "mailcanary.toml")
     config = tomllib.loads(path.read_text())
     assert config["daemon"]["listen"] == "127.0.0.1:9782"
-    assert config["defaults"] == {"interval": "30s", "timeout": "10s"}
+    assert config["defaults"] == {"interval": "20s", "timeout": "10s"}
     accounts = {a["name"]: a for a in config["accounts"]}
     assert accounts["alice"]["imap"] == {
         "host": testbed.host,
@@ -299,8 +299,12 @@ def test_demo_config(testbed: MailTestBed, tmp_path: Path) -> None:
     alice_secret = Path(accounts["alice"]["password_file"])
     assert alice_secret.read_text().rstrip("\n") == ALICE.password
     assert alice_secret.stat().st_mode & 0o777 == 0o600
-    assert Path(accounts["bob"]["password_file"]).read_text().rstrip("\n") != BOB.password
-    assert config["routes"][0]["name"] == "alice-to-bob"
+    assert Path(accounts["bob"]["password_file"]).read_text().rstrip("\n") == BOB.password
+    assert Path(accounts["dave"]["password_file"]).read_text().rstrip("\n") != \
+        testbed.user("dave").password
+    assert accounts["alice-typo"]["imap"] == {
+        "host": testbed.host, "port": testbed.imap_port, "security": "tls"}
+    assert [r["name"] for r in config["routes"]] == ["alice-to-bob", "alice-to-carol"]
     assert Path(config["daemon"]["state_dir"]).is_relative_to(testbed.root)
     assert alice_secret.is_relative_to(testbed.root)
 

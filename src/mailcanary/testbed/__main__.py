@@ -11,7 +11,7 @@ from types import FrameType
 
 from mailcanary.testbed.bed import MailTestBed
 from mailcanary.testbed.certs import FAULT_KINDS
-from mailcanary.testbed.demo import write_demo_config
+from mailcanary.testbed.demo import install_junk_filter, write_demo_config
 from mailcanary.testbed.errors import TestBedError
 from mailcanary.testbed.install import ensure_installed
 
@@ -44,7 +44,8 @@ def _serve(args: argparse.Namespace) -> int:
         out += [f"user {u.name:<6} {u.address:<20} {u.password}" for u in bed.users]
         out += [f"log {p}" for p in bed.log_paths]
         if args.write_config:
-            config = write_demo_config(bed, Path(args.write_config))
+            install_junk_filter(bed, "carol")  # the demo's canary filed into Junk
+            config = write_demo_config(bed, Path(args.write_config), language=args.language)
             out.append(f"config            {config}")
         print("\n".join(out), flush=True)
         stop.wait()
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--dir", required=True, help="directory for everything the bed writes")
     serve.add_argument("--write-config", metavar="FILE", help="write a demo mailcanary config")
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--language", help="the demo config's [daemon] language (en, ja)")
     serve.add_argument("--faults", action="store_true", help="also start the TLS fault servers")
     args = parser.parse_args(argv)
     try:
