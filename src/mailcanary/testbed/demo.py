@@ -17,7 +17,8 @@ from mailcanary.testbed.bed import MailTestBed
 from mailcanary.testbed.templates import MAIL_GID, MAIL_UID
 
 DEMO_LISTEN = "127.0.0.1:9782"
-JUNK_SIEVE = 'require ["fileinto", "mailbox"];\n# the demo: a strict spam filter\nfileinto :create "Junk";\n'
+JUNK_SIEVE = ('require ["fileinto", "mailbox"];\n'
+              '# the demo: a strict spam filter\nfileinto :create "Junk";\n')
 
 
 def _q(value: str | Path) -> str:
