@@ -50,6 +50,11 @@ async def _pause_reached(daemon: RunningDaemon, bed: MailTestBed, before: int) -
     _, health = await daemon.health()
     [entry] = [t for t in health["targets"] if t["target"] == "locky"]
     assert entry["paused"] is True and entry["reason"] == "invalid_credentials"
+    status = (await daemon.client.get(f"http://127.0.0.1:{daemon.port}/api/v1/status")).json()
+    [row] = [t for t in status["targets"] if t["target"] == "locky"]
+    assert row["paused"] is True
+    page = (await daemon.client.get(f"http://127.0.0.1:{daemon.port}/status")).text
+    assert "logins paused until the password" in page
     # backed off 8x of 1 s: in 12 s a few more runs come due, and none logs in
     await asyncio.sleep(12)
     assert failed_logins(bed) - before == 3

@@ -88,7 +88,8 @@ class Daemon:
         self.alerts = AlertEngine(self.metrics, lambda: self.config, self._alert_ttl)
         self.history = History(config.daemon.state_dir, config.daemon.history_days)
         self.web.status = StatusPage(self.history, lambda: list(self.metrics.targets),
-                                     lambda: self.config, self.registry).answer
+                                     lambda: self.config, self.registry,
+                                     paused=self._is_paused).answer
         self.stop_requested = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -109,6 +110,10 @@ class Daemon:
         series = self.metrics.targets.get((kind, target))
         if series is not None:
             series.paused = paused
+
+    def _is_paused(self, kind: str, target: str) -> bool:
+        series = self.metrics.targets.get((kind, target))
+        return series is not None and series.paused
 
     def _alert_ttl(self, kind: str, target: str) -> float:
         """Alertmanager's endsAt: three missed runs, each as long as the probe may take

@@ -89,6 +89,7 @@ class Row:
     facts: Facts
     now: Current | None
     detail: Detail | None = None
+    paused: bool = False  # logins paused after repeated auth failures (daemon/backoff.py)
 
     @property
     def state(self) -> str:
@@ -107,7 +108,7 @@ class Row:
             "uptime": {name: _round(detail.uptime.get(name)) for name in WINDOWS},
             "recent": [{"at": rfc3339(at), "ok": ok, "class": cls, "reason": reason}
                        for at, ok, cls, reason in detail.recent],
-        }
+        } | ({"paused": True} if self.paused else {})  # only while logins are paused
 
 
 def _round(value: float | None) -> float | None:
@@ -137,8 +138,10 @@ class StatusPage:
 
     def __init__(self, history: History, targets: Callable[[], Iterable[Key]],
                  config: Callable[[], Config], registry: Mapping[str, ProbeKind],
-                 language: Callable[[], str] = lambda: "en") -> None:
+                 language: Callable[[], str] = lambda: "en", *,
+                 paused: Callable[[str, str], bool] = lambda probe, target: False) -> None:
         self.history = history
+        self.paused = paused
         self.targets = targets
         self.config = config
         self.language = language
@@ -150,7 +153,8 @@ class StatusPage:
         config = self.config()
         current = self.history.current
         rows = [Row(probe, target, self.facts.get(config, probe, target),
-                    current.get((probe, target))) for probe, target in self.targets()]
+                    current.get((probe, target)), paused=self.paused(probe, target))
+                for probe, target in self.targets()]
         rows = [row for row in rows if _matches(row, query.filters)]
         worst: dict[str, int] = {}
         for row in rows:
