@@ -173,6 +173,13 @@ async def test_validate_fails_on_what_check_would_fail(tmp_path: Path,
     assert f"{tmp_path}/conf.d/a.toml: accounts[0].ca_file: /nonexistent/ca.pem: no such " \
         "file" in err
     assert "Traceback" not in out + err
+    sa = tmp_path / "sa.toml"
+    sa.write_text('[[accounts]]\nname = "w"\naddress = "w@example.com"\nimap = { host = "h" }\n'
+                  'oauth2 = { provider = "google", grant = "jwt_bearer", '
+                  'service_account_file = "/nonexistent/key.json", subject = "w@example.com" }\n')
+    code, out, err = await cli("validate", "--config", str(sa))
+    assert code == 2 and "accounts[0].oauth2.service_account_file: /nonexistent/key.json: " \
+        "no such file" in err, out + err
     empty = tmp_path / "empty.toml"
     empty.write_text("[defaults]\ninterval = 60\n")
     code, out, err = await cli("validate", "--config", str(empty))

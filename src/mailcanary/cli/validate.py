@@ -38,6 +38,9 @@ def _account_secrets(acc: AccountConfig) -> Iterator[tuple[str, str | None]]:
         path = getattr(acc.oauth2, key)
         if path is not None:
             yield f"oauth2.{key}", _readable(partial(read_secret_file, path, key))
+    key_file = getattr(acc.oauth2, "service_account_file", None)  # a JSON key, not a line
+    if key_file is not None:
+        yield "oauth2.service_account_file", _file_problem(key_file)
     for key in ("client_secret_env", "refresh_token_env"):
         name = getattr(acc.oauth2, key)
         if name is not None:

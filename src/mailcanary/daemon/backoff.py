@@ -35,6 +35,7 @@ from mailcanary.credentials import (
     fingerprint,
     read_secret_env,
     read_secret_file,
+    resolve_secret_path,
 )
 from mailcanary.probes import PROBES
 from mailcanary.result import ProbeResult
@@ -96,6 +97,12 @@ def _oauth2_secrets(account: AccountConfig) -> list[str]:
                 out.append(read_secret_env(env, key).reveal())
         except CredentialError as exc:
             out.append(f"unreadable: {exc}")
+    key_file = getattr(oauth2, "service_account_file", None)
+    if key_file is not None:  # a Workspace service account's key: a new key ends a pause
+        try:
+            out.append(resolve_secret_path(key_file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            out.append(f"unreadable: {type(exc).__name__}")
     return out
 
 
