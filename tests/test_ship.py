@@ -68,6 +68,7 @@ DAEMON_METRICS: dict[str, tuple[str, frozenset[str]]] = {
     "mailcanary_probe_backoff_factor": ("gauge", frozenset({"probe", "target"})),
     "mailcanary_canary_auth_results_total": (
         "counter", frozenset({"probe", "target", "method", "result"})),
+    "mailcanary_probe_paused": ("gauge", frozenset({"probe", "target"})),
     "mailcanary_config_last_reload_successful": ("gauge", frozenset()),
     "mailcanary_config_last_reload_success_timestamp_seconds": ("gauge", frozenset()),
     "mailcanary_alert_notifications_total": ("counter", frozenset({"sink", "status"})),
@@ -311,6 +312,7 @@ def test_rules_have_for_severity_and_annotations() -> None:
         "MailcanaryInboundMailFailing",
         "MailcanaryServerDown",
         "MailcanaryAuthBackoff",
+        "MailcanaryAuthPaused",
         "MailcanarySkippedRuns",
         "MailcanaryReloadFailed",
         "MailcanaryAlertSinkFailing",
