@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from mailcanary.config import ConfigError, load_config
 from mailcanary.testbed import MailTestBed, ensure_installed
 from tests.helpers.oauth_server import OAuthServer
-from tests.helpers.support import check_json, endpoint, write_config
+from tests.helpers.support import check_json, cli, endpoint, write_config
 
 EMAIL = "canary@monitoring-4711.iam.gserviceaccount.com"
 KEY_ID = "3f0c1d6b9a2e4c7d8e5f0a1b2c3d4e5f6a7b8c9d"
@@ -89,7 +89,8 @@ async def test_service_account_signs_in_to_imap_and_smtp(
     before = len(oauth_server.verified_assertions())
     code, rows, output = await check_json(cfg, "--transcript")
     assert code == 0, output
-    assert [(r["probe"], r["ok"]) for r in rows] == [("imap", True), ("smtp", True)], output
+    assert sorted((r["probe"], r["ok"]) for r in rows) == [("imap", True), ("smtp", True)], \
+        output
     claims = oauth_server.verified_assertions()[before:]
     assert len(claims) == 1  # one token for both probes
     got = claims[0]
@@ -176,3 +177,41 @@ def test_jwt_bearer_config_errors_name_the_key(tmp_path: Path, oauth2: str, says
         load_config(path)
     report = caught.value.report()
     assert "accounts[0].oauth2" in report and says in report, report
+
+
+async def test_validate_reads_the_key_file(tmp_path: Path, oauth_bed: MailTestBed) -> None:
+    """`validate` catches what the token request would: exit 2 naming the key path, never
+    showing the key."""
+    pem = private_pem(new_key())
+    path = key_json(tmp_path, "https://oauth2.googleapis.com/token", pem)
+    cfg = sa_config(tmp_path, oauth_bed, path)
+    code, out, err = await cli("validate", "--config", str(cfg))
+    assert code == 0, out + err
+    path.write_text(json.dumps({**json.loads(path.read_text()), "private_key": "garbage"}))
+    code, out, err = await cli("validate", "--config", str(cfg))
+    assert code == 2, out + err
+    assert "accounts[0].oauth2.service_account_file" in out + err
+    assert "not an unencrypted PEM private key" in out + err
+    assert "garbage" not in out + err and pem[40:80] not in out + err
+
+
+def test_a_new_key_is_a_new_secret_for_the_auth_pause(tmp_path: Path) -> None:
+    """The lockout pause ends when the secret changes: for a service account, its key."""
+    from mailcanary.daemon.backoff import _material  # noqa: PLC0415
+
+    path = key_json(tmp_path, "https://oauth2.googleapis.com/token", private_pem(new_key()))
+    account = "\n".join([
+        "[[accounts]]", 'name = "acc"', 'address = "a@example.test"',
+        f'oauth2 = {{ provider = "google", grant = "jwt_bearer", service_account_file = '
+        f'"{path}", subject = "a@example.test" }}',
+        'imap = { host = "imap.gmail.com", port = 993, security = "tls" }',
+    ]) + "\n"
+    config = load_config(write_config(tmp_path, account))
+
+    def material() -> str:
+        return _material(config, "imap", "acc", lambda c, k, t: list(c.accounts))
+
+    before = material()
+    assert material() == before
+    key_json(tmp_path, "https://oauth2.googleapis.com/token", private_pem(new_key()))
+    assert material() != before

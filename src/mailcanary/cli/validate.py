@@ -45,6 +45,11 @@ def _account_secrets(acc: AccountConfig) -> Iterator[tuple[str, str | None]]:
         name = getattr(acc.oauth2, key)
         if name is not None:
             yield f"oauth2.{key}", _readable(partial(read_secret_env, name, key))
+    if acc.oauth2.service_account_file is not None:  # read and parsed as a token request would
+        from mailcanary.protocols.oauth2 import serviceaccount
+
+        yield "oauth2.service_account_file", _readable(
+            partial(serviceaccount.load, acc.oauth2.service_account_file))
 
 
 def _readable(read: Callable[[], object]) -> str | None:

@@ -85,7 +85,8 @@ def _accounts_material(accounts: list[AccountConfig]) -> str:
 
 
 def _oauth2_secrets(account: AccountConfig) -> list[str]:
-    """The OAuth2 client secret and refresh token values (a new one ends a pause)."""
+    """The OAuth2 client secret, refresh token and service-account key (a new one ends a
+    pause)."""
     oauth2, out = account.oauth2, []
     assert oauth2 is not None
     for key in ("client_secret", "refresh_token"):
