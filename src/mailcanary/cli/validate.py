@@ -38,18 +38,18 @@ def _account_secrets(acc: AccountConfig) -> Iterator[tuple[str, str | None]]:
         path = getattr(acc.oauth2, key)
         if path is not None:
             yield f"oauth2.{key}", _readable(partial(read_secret_file, path, key))
-    key_file = getattr(acc.oauth2, "service_account_file", None)  # a JSON key, not a line
-    if key_file is not None:
-        yield "oauth2.service_account_file", _file_problem(key_file)
     for key in ("client_secret_env", "refresh_token_env"):
         name = getattr(acc.oauth2, key)
         if name is not None:
             yield f"oauth2.{key}", _readable(partial(read_secret_env, name, key))
-    if acc.oauth2.service_account_file is not None:  # read and parsed as a token request would
-        from mailcanary.protocols.oauth2 import serviceaccount
+    key_file = acc.oauth2.service_account_file
+    if key_file is not None:  # a JSON key: there, then read and parsed as a token request would
+        problem = _file_problem(key_file)
+        if problem is None:
+            from mailcanary.protocols.oauth2 import serviceaccount
 
-        yield "oauth2.service_account_file", _readable(
-            partial(serviceaccount.load, acc.oauth2.service_account_file))
+            problem = _readable(partial(serviceaccount.load, key_file))
+        yield "oauth2.service_account_file", problem
 
 
 def _readable(read: Callable[[], object]) -> str | None:
