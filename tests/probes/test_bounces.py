@@ -120,7 +120,11 @@ async def test_bounce_ends_the_round_trip(
     assert row["bounce"]["remote_mta"] == "127.0.0.1", row["bounce"]
     assert words in row["bounce"]["diagnostic"]
     assert took < DEADLINE - 5, f"{took:.1f} s: the bounce did not end the wait"
-    assert messages(bed, "alice") == before, "only the canary's bounce may be deleted"
+    left = messages(bed, "alice")
+    if reason == "unavailable":  # a 4xx: Postfix's delay notice came first and stays
+        assert len(left) == len(before) + 1 and "still waiting" in " ".join(row["transcript"])
+        left = left[:len(before)]
+    assert left == before, "only the canary's bounce may be deleted"
     assert to in carrier[1].refused
     bed.doveadm("expunge", "-u", "alice", "mailbox", "INBOX", "ALL")
 

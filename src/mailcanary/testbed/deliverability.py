@@ -29,6 +29,9 @@ bounce_queue_lifetime = {lifetime}
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 1s
+# A delay notice ("still trying", Action: delayed) once a message waited 1 s: a round
+# trip must not end on it.
+delay_warning_time = 1s
 smtp_connect_timeout = 5s
 """
 _MILTERS = """

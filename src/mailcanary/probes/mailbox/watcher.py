@@ -117,8 +117,10 @@ class Watcher:
 
     async def idle(self) -> None:
         if self.client.supports_idle and not self.idling:
-            await self.client.idle_start()
+            # Before the await: an IDLE whose start was cut short (a watch stopped by
+            # the other one) still needs its DONE, or the next command waits forever.
             self.idling = True
+            await self.client.idle_start()
 
     async def leave_idle(self) -> None:
         if self.idling:
