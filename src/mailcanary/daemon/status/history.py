@@ -263,6 +263,10 @@ class History:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.worker, functools.partial(fn, *args))
 
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Other work for the page that should not hold the loop (a large JSON body)."""
+        return await self._call(fn, *args)
+
     async def open(self) -> None:
         try:
             loaded = await self._call(self.store.open)
