@@ -68,9 +68,9 @@ class Renderer:
 
     def page(self, language: str, **context: Any) -> str:
         env = self.env
-        gettext, ngettext = _translations(language)
+        gettext, ngettext, text = _translations(language)
         env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
-        return env.get_template("status.html").render(language=language, **context)
+        return env.get_template("status.html").render(language=language, text=text, **context)
 
     def asset(self, name: str) -> tuple[str, bytes] | None:
         if name not in ASSETS:
@@ -81,8 +81,10 @@ class Renderer:
         return ASSETS[name], self._assets[name]
 
 
-def _translations(language: str) -> tuple[Any, Any]:
-    """gettext/ngettext for the page's own words (English is the source language)."""
+def _translations(language: str) -> tuple[Any, Any, Any]:
+    """gettext/ngettext for the page's own words (``{{ _("...") }}`` in the template, as
+    pybabel's Jinja2 extractor reads them) and `text` for a hint. English is the source
+    language; a translator per language plugs in here."""
 
     def gettext(message: str) -> str:
         return message
@@ -90,4 +92,4 @@ def _translations(language: str) -> tuple[Any, Any]:
     def ngettext(singular: str, plural: str, n: int) -> str:
         return singular if n == 1 else plural
 
-    return gettext, ngettext
+    return gettext, ngettext, str
