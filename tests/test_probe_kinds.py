@@ -33,6 +33,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 CONTRACT = {
     "name", "run", "timeout", "reasons", "selection", "has", "entry", "accounts",
     "endpoints", "phases", "preset_phases", "delivery", "doctor", "sweep", "watched_accounts",
+    "home",
 }
 
 

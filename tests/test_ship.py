@@ -245,18 +245,17 @@ def test_dashboard_has_the_required_queries() -> None:
         "mailcanary_probe_phase_duration_seconds{",
         "mailcanary_probe_duration_seconds{",
         "sum by (le) (increase(mailcanary_delivery_duration_seconds_bucket{",
-        "histogram_quantile(0.5, sum by (route, le)",
-        "histogram_quantile(0.95, sum by (route, le)",
-        "histogram_quantile(0.99, sum by (route, le)",
-        "sum by (route, placement) (increase(mailcanary_canaries_total{",
+        "histogram_quantile(0.5, sum by (target, le)",
+        "histogram_quantile(0.95, sum by (target, le)",
+        "histogram_quantile(0.99, sum by (target, le)",
+        "sum by (target, placement) (increase(mailcanary_canaries_total{",
         "mailcanary_tls_cert_expiry_timestamp_seconds{",
         "time() - max by (probe, target) (mailcanary_probe_last_success_timestamp_seconds{",
         "mailcanary_build_info{",
         'mailcanary_probe_success{job=~"$job", probe="inbound"',
         'sum by (target, class, reason) (increase(mailcanary_probe_failures_total{job=~"$job", '
         'probe="inbound"',
-        "sum by (route, placement) (increase(mailcanary_canaries_total{job=~\"$job\"}"
-        "[$__rate_interval]) and on (route) label_join(mailcanary_probe_success{",
+        'sum by (target, placement) (increase(mailcanary_canaries_total{probe="inbound", ',
     ):
         assert fragment in exprs, fragment
 

@@ -29,8 +29,8 @@ from tests.helpers.support import endpoint
 
 pytestmark = pytest.mark.testbed
 
-PAYLOAD_KEYS = {"status", "probe", "target", "class", "reason", "phase", "hint", "detail",
-                "since", "failures"}
+PAYLOAD_KEYS = {"status", "scope", "server", "provider", "probe", "target", "class", "reason",
+                "phase", "hint", "detail", "since", "failures"}
 DOWN = "NO [UNAVAILABLE] Temporary authentication failure, try again later."
 
 
@@ -85,6 +85,8 @@ async def test_webhook_slack_email_fire_repeat_resolve(
     assert (first["probe"], first["target"], first["class"], first["reason"]) == (
         "imap", "flaky", "server", "unavailable")
     assert first["phase"] == "auth" and first["failures"] == 2
+    assert (first["scope"], first["server"], first["provider"]) == (
+        "target", f"127.0.0.1:{imap_port}", "")
     assert first["since"].endswith("Z") and "UNAVAILABLE" in first["detail"]
     assert firing[1]["failures"] > first["failures"]
     last = hook.bodies("/hook")[-1]
@@ -131,12 +133,13 @@ async def _true(value: bool) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
+async def alertmanager(tmp_path: Path, config: str | None = None) -> AsyncIterator[str]:
+    """Debian's Alertmanager with `config` (default: a route to nowhere)."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if binary is None:
         pytest.skip("Debian's prometheus-alertmanager is not installed")
     conf = tmp_path / "alertmanager.yml"
-    conf.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
+    conf.write_text(config or "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
     port = free_port()
     async with ready_service(
         [binary, f"--config.file={conf}", f"--storage.path={tmp_path / 'am-data'}",
@@ -153,7 +156,8 @@ async def test_real_alertmanager_receives_and_resolves(tmp_path: Path) -> None:
     port = free_port()
     async with alertmanager(tmp_path) as am_url, fake_server(script) as imap_port:
         sinks = f'[[alerts]]\nkind = "alertmanager"\nurl = "{am_url}"\nafter = 2\n'
-        config = daemon_config(tmp_path, port, flaky_account(imap_port), sinks, interval="1s")
+        account = flaky_account(imap_port) + 'labels = { team = "ops" }\n'
+        config = daemon_config(tmp_path, port, account, sinks, interval="1s")
         async with running_daemon(config, port) as daemon, httpx.AsyncClient() as client:
             async def alerts() -> list[dict[str, Any]]:
                 response = await client.get(f"{am_url}/api/v2/alerts")
@@ -167,6 +171,7 @@ async def test_real_alertmanager_receives_and_resolves(tmp_path: Path) -> None:
             assert labels == {
                 "alertname": "MailcanaryProbeFailing", "probe": "imap", "target": "flaky",
                 "class": "server", "reason": "unavailable", "severity": "warning",
+                "server": f"127.0.0.1:{imap_port}", "team": "ops",  # provider "": no label
             }
             assert set(found[0]["annotations"]) == {"summary", "hint", "detail"}
             script.login_reply = "OK"

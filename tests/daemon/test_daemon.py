@@ -88,10 +88,10 @@ async def test_startup_series_promtool_and_no_secrets(
         assert value(metrics, "mailcanary_build_info", version="0.1.0") == 1.0
         assert value(metrics, "mailcanary_config_last_reload_successful") == 1.0
         for placement in PLACEMENTS:
-            assert value(metrics, "mailcanary_canaries_total", route="alice-to-bob",
-                         placement=placement) is not None
+            assert value(metrics, "mailcanary_canaries_total", probe="roundtrip",
+                         target="alice-to-bob", placement=placement) is not None
         assert value(metrics, "mailcanary_delivery_duration_seconds_count",
-                     route="alice-to-bob") is not None
+                     probe="roundtrip", target="alice-to-bob") is not None
 
         # promtool on a real scrape, after some probes ran too (interval 1h: wait for the
         # start jitter of at most 60 s is too long, so reload with a short interval).

@@ -27,6 +27,11 @@ BEARER = "Daemon-Bearer-5e8a1f07"
 INTERVAL = 3.0
 
 
+def of_watch(name: str) -> dict[str, str]:
+    """A watch's series labels (v3: probe and target, no route label)."""
+    return {"probe": "inbound", "target": name}
+
+
 def watch(name: str, url: str) -> str:
     deadline = "1s" if name == "signup-never" else "5s"
     slo = "1s" if name == "signup-delay" else "3s"
@@ -62,26 +67,26 @@ async def test_inbound_watches_in_the_daemon(testbed: MailTestBed, tmp_path: Pat
                 # At most 15 series at start-up: phases come with the first run, failure
                 # counters with the first failure (contract).
                 series = [n for n, samples in first.items() for labels, _ in samples
-                          if labels.get("target") == name or labels.get("route") == name]
+                          if labels.get("target") == name]
                 assert len([n for n in series if "_bucket" not in n]) <= 15, sorted(series)
                 for placement in PLACEMENTS:
-                    assert value(first, "mailcanary_canaries_total", route=name,
+                    assert value(first, "mailcanary_canaries_total", **of_watch(name),
                                  placement=placement) is not None
                 assert value(first, "mailcanary_delivery_duration_seconds_count",
-                             route=name) is not None
+                             **of_watch(name)) is not None
 
             async def all_seen() -> bool:
                 m = await daemon.metrics()
                 return bool(
-                    value(m, "mailcanary_probe_success", probe="inbound", target="signup-ok")
+                    value(m, "mailcanary_probe_success", **of_watch("signup-ok"))
                     == 1
-                    and (value(m, "mailcanary_canaries_total", route="signup-ok",
+                    and (value(m, "mailcanary_canaries_total", **of_watch("signup-ok"),
                                placement="inbox") or 0) >= 2
-                    and (value(m, "mailcanary_canaries_total", route="signup-spam",
+                    and (value(m, "mailcanary_canaries_total", **of_watch("signup-spam"),
                                placement="spam") or 0) >= 1
                     and (value(m, "mailcanary_probe_failures_total", probe="inbound",
                                target="signup-fail", reason="trigger_failed") or 0) >= 2
-                    and (value(m, "mailcanary_canaries_total", route="signup-never",
+                    and (value(m, "mailcanary_canaries_total", **of_watch("signup-never"),
                                placement="missing") or 0) >= 1
                     and (value(m, "mailcanary_probe_failures_total", probe="inbound",
                                target="signup-delay", reason="delayed") or 0) >= 1
@@ -96,14 +101,14 @@ async def test_inbound_watches_in_the_daemon(testbed: MailTestBed, tmp_path: Pat
             code, said = await promtool_check(scrape)
             assert code == 0 and said.strip() == "", said
             assert (value(metrics, "mailcanary_delivery_duration_seconds_count",
-                          route="signup-ok") or 0) >= 2
+                          **of_watch("signup-ok")) or 0) >= 2
             assert (value(metrics, "mailcanary_probe_failures_total", probe="inbound",
                           target="signup-spam", reason="spam_folder") or 0) >= 1
             for placement in PLACEMENTS:  # a failed trigger sent nothing that could be lost
-                assert value(metrics, "mailcanary_canaries_total", route="signup-fail",
+                assert value(metrics, "mailcanary_canaries_total", **of_watch("signup-fail"),
                              placement=placement) == 0
             assert value(metrics, "mailcanary_delivery_duration_seconds_count",
-                         route="any-signup-mail") == 0  # passive: an age, no delivery time
+                         **of_watch("any-signup-mail")) == 0  # passive: an age, no delivery time
             failed = daemon.probe_lines("inbound", "signup-fail")
             assert failed and failed[-1]["phase"] == "trigger" and "HTTP 500" in failed[-1][
                 "detail"]

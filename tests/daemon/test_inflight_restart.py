@@ -31,6 +31,8 @@ from tests.probes.test_roundtrip import canaries_left
 
 pytestmark = pytest.mark.testbed
 
+A2B = {"probe": "roundtrip", "target": "a2b"}  # the route's series
+
 
 def postfix(bed: MailTestBed, *args: str) -> None:
     name, *rest = args
@@ -98,7 +100,7 @@ async def submit_then_stop(daemon: RunningDaemon, state: Path, how: str) -> None
 
 
 async def canaries(daemon: RunningDaemon, placement: str) -> float:
-    return value(await daemon.metrics(), "mailcanary_canaries_total", route="a2b",
+    return value(await daemon.metrics(), "mailcanary_canaries_total", **A2B,
                  placement=placement) or 0.0
 
 
@@ -126,10 +128,10 @@ async def test_held_canary_delivered_after_restart(
         runs = len(daemon.probe_lines("roundtrip", "a2b"))
         await daemon.stop()
     verdicts = [e for e in daemon.probe_lines("roundtrip", "a2b") if "delivery_seconds" in e]
-    assert value(metrics, "mailcanary_canaries_total", route="a2b", placement="inbox") == runs
-    assert value(metrics, "mailcanary_delivery_duration_seconds_count", route="a2b") == runs
+    assert value(metrics, "mailcanary_canaries_total", **A2B, placement="inbox") == runs
+    assert value(metrics, "mailcanary_delivery_duration_seconds_count", **A2B) == runs
     assert verdicts and verdicts[0]["ok"] and verdicts[0]["delivery_seconds"] >= 0, daemon.tail()
-    assert value(metrics, "mailcanary_late_canaries_total", route="a2b") in (None, 0.0)
+    assert value(metrics, "mailcanary_late_canaries_total", **A2B) in (None, 0.0)
     assert canaries_left(testbed, "bob") == before
     assert in_flight(state) == []
 
@@ -159,8 +161,8 @@ async def test_held_canary_lost_at_its_deadline_after_kill(
     alert = hook.bodies("/hook")[0]  # a result like any other: it alerts
     assert (alert["status"], alert["target"], alert["reason"]) == ("firing", "a2b", "lost")
     assert time.time() - started >= 8  # not before the original deadline
-    assert value(metrics, "mailcanary_probe_success", probe="roundtrip", target="a2b") == 0.0
-    assert value(metrics, "mailcanary_probe_failures_total", probe="roundtrip", target="a2b",
+    assert value(metrics, "mailcanary_probe_success", **A2B) == 0.0
+    assert value(metrics, "mailcanary_probe_failures_total", **A2B,
                  **{"class": "delivery", "reason": "lost"}) == len(lost) >= 1
     # the canary arrives once released: the mailbox is cleaned (as the next sweep would)
     hold_queue(testbed, False)

@@ -1,5 +1,6 @@
 """The configuration: models of the contract's TOML keys, loading with key-path errors."""
 
+from mailcanary.config.alerts import AlertConfig
 from mailcanary.config.inbound import InboundConfig, InboundMatch, InboundTrigger
 from mailcanary.config.includes import Sources
 from mailcanary.config.lint import warnings_for
@@ -12,7 +13,6 @@ from mailcanary.config.loading import (
 )
 from mailcanary.config.models import (
     AccountConfig,
-    AlertConfig,
     Config,
     DaemonConfig,
     Defaults,

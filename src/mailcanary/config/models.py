@@ -7,6 +7,7 @@ silently ignored.
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mailcanary.config.alerts import AlertConfig
 from mailcanary.config.inbound import InboundConfig
 from mailcanary.config.presets import ProviderName, apply_preset
 from mailcanary.config.types import Duration, Name, StrictModel
@@ -259,6 +261,28 @@ class OAuth2Config(StrictModel):
         return self.device_authorization_url or self._preset("device_authorization_url")
 
 
+# The labels every series or alert already has: an account's `labels` may not reuse them.
+RESERVED_LABELS = frozenset(
+    {"probe", "target", "server", "provider", "class", "reason", "phase", "instance", "job"}
+)
+MAX_LABELS = 8
+_LABEL_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def check_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Prometheus label names of our own choosing, few enough to keep the info metric small."""
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels (found {len(labels)})")
+    for name, value in labels.items():
+        if not _LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError(f"label name {name!r}: use [a-z_][a-z0-9_]* (not starting __)")
+        if name in RESERVED_LABELS:
+            raise ValueError(f"label name {name!r} is reserved (mailcanary sets it)")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(f"label {name!r}: control characters are not allowed")
+    return labels
+
+
 class AccountConfig(StrictModel):
     name: Name
     address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
@@ -274,6 +298,12 @@ class AccountConfig(StrictModel):
     smtp: SmtpEndpoint | None = None
     pop3: Pop3Endpoint | None = None
     provider: ProviderName | None = None  # a preset (config/presets.py); also picks provider hints
+    labels: dict[str, str] = Field(default_factory=dict)  # only on mailcanary_target_info
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_labels(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -326,28 +356,6 @@ class RouteConfig(StrictModel):
     @property
     def route_name(self) -> str:
         return self.name or f"{self.from_}-to-{self.to}"
-
-
-class AlertConfig(StrictModel):
-    kind: Literal["webhook", "slack", "email", "alertmanager"]
-    url: str | None = None
-    account: Name | None = None
-    to: list[str] = Field(default_factory=list)
-    after: int = Field(default=2, ge=1)
-    repeat: Duration = 4 * 3600.0
-
-    @model_validator(mode="after")
-    def _fields_for_kind(self) -> AlertConfig:
-        if self.kind == "email":
-            if self.account is None or not self.to:
-                raise ValueError("an email sink needs account and to")
-        elif self.url is None:
-            raise ValueError(f"a {self.kind} sink needs url")
-        if self.url is not None:
-            parts = urlsplit(self.url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError("url must be an absolute http(s):// URL")
-        return self
 
 
 class Config(BaseSettings):

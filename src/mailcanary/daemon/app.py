@@ -130,7 +130,8 @@ class Daemon:
             kind = self.registry[spec.kind]
             self.metrics.ensure(spec.kind, spec.target, kind.reasons,
                                 kind.preset_phases(self.config, spec.target),
-                                delivery=kind.delivery)
+                                delivery=kind.delivery, interval=spec.interval,
+                                where=kind.whereabouts(self.config, spec.target))
 
     def health(self, summary: bool = False) -> tuple[bool, dict[str, Any]]:
         """`summary` (``/healthz?summary``, for liveness probes): no per-target list, which
@@ -318,7 +319,7 @@ class Daemon:
         for spec in removed:
             self.metrics.forget(spec.kind, spec.target)
             self.alerts.removed(spec.kind, spec.target)  # a firing alert gets its resolved
-        self._add_series(added)
+        self._add_series(list(self.scheduler.specs.values()))  # labels, server may change
         self.scheduler.resume_backoff(list(self.scheduler.specs.values()))
         self.scheduler.mark_paused()
         await self.alerts.reconfigure(list(new.alerts))

@@ -2,7 +2,8 @@
 
 prometheus_client builds a Metric object and a Sample tuple per series and formats each
 with generic escaping: at 20,000 targets that is seconds of CPU. Our label values are
-names matched by ``[A-Za-z0-9_.-]+`` or fixed words, so they need no escaping, and lines
+names matched by ``[A-Za-z0-9_.-]+`` or fixed words, so they need no escaping (an
+account's own `labels` values, on `mailcanary_target_info` only, are escaped), and lines
 are formatted straight from the state. `render_chunks` yields the text in slices so the
 caller can give the event loop back between them: a scrape never stalls a probe.
 """
@@ -40,6 +41,13 @@ _TARGET_FAMILIES: tuple[tuple[str, str, str], ...] = (
      "Delivered canaries and watched messages by what the receiving side's "
      "Authentication-Results said, per method (spf, dkim, dmarc); a series appears when "
      "first seen."),
+    ("mailcanary_target_info", "gauge",
+     "Always 1: where a target lives (server host:port, provider preset, the account's "
+     "labels); join with group_left on probe, target."),
+    ("mailcanary_probe_failure_info", "gauge",
+     f"1 while the target's last result failed: its class, reason and phase. {_LAST}"),
+    ("mailcanary_probe_interval_seconds", "gauge",
+     "The configured interval between scheduled probes (before any backoff)."),
 )
 
 
@@ -72,8 +80,29 @@ def _target_lines(family: int, s: TargetSeries) -> list[str]:
         return [f"{name}{{{lbl}}} {_num(s.backoff)}"] if s.backoff != 1 else []
     if family == 8:
         return [f"{name}{{{lbl}}} {_num(s.skipped)}"]
-    return [f'{name}{{{lbl},method="{m}",result="{r}"}} {_num(n)}'
-            for (m, r), n in sorted(s.auth.items())]
+    if family == 9:
+        return [f'{name}{{{lbl},method="{m}",result="{r}"}} {_num(n)}'
+                for (m, r), n in sorted(s.auth.items())]
+    if family == 10:
+        return [f"{name}{{{lbl},{_info_labels(s)}}} 1"]
+    if family == 11:
+        last = s.last
+        if last is None or last.ok:
+            return []
+        return [f'{name}{{{lbl},class="{last.cls}",reason="{last.reason}",'
+                f'phase="{last.phase or ""}"}} 1']
+    return [f"{name}{{{lbl}}} {_num(s.interval)}"]
+
+
+def _escape(value: str) -> str:
+    """The exposition format's escapes; only free-form values need them."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _info_labels(s: TargetSeries) -> str:
+    where = s.where
+    extra = "".join(f',{name}="{_escape(value)}"' for name, value in where.labels)
+    return f'server="{_escape(where.server)}",provider="{where.provider}"{extra}'
 
 
 def _header(name: str, kind: str, help_text: str) -> list[str]:
@@ -116,7 +145,7 @@ def _route_chunks(state: MetricsState, routes: list[RouteSeries]) -> Iterator[st
                   "in the recipient's mailbox.")
     for route in routes:
         out += histogram_lines(
-            "mailcanary_delivery_duration_seconds", f'route="{route.route}",',
+            "mailcanary_delivery_duration_seconds", f'{route.lbl},',
             buckets=DELIVERY_BUCKETS, counts=route.buckets, total=route.total, count=route.count,
         )
     yield "\n".join(out) + "\n"
@@ -125,12 +154,12 @@ def _route_chunks(state: MetricsState, routes: list[RouteSeries]) -> Iterator[st
                   "seen before the deadline).")
     for route in routes:
         for placement, count in sorted(route.placements.items()):
-            out.append(f'mailcanary_canaries_total{{route="{route.route}",'
+            out.append(f'mailcanary_canaries_total{{{route.lbl},'
                        f'placement="{placement}"}} {_num(count)}')
     out += _header("mailcanary_late_canaries_total", "counter",
                    "Canaries found after their probe had given up on them (already counted "
                    "as lost); counted once here, never as a second loss.")
     for route in routes:
-        out.append(f'mailcanary_late_canaries_total{{route="{route.route}"}} '
+        out.append(f'mailcanary_late_canaries_total{{{route.lbl}}} '
                    f"{_num(state.late.get(route.route, 0))}")
     yield "\n".join(out) + "\n"

@@ -7,9 +7,11 @@ target removed by a reload disappears from the exposition at once.
 
 Before a target's first probe ends its series already exist: success 0, duration 0,
 last_success 0, TLS expiry 0 ("unknown": the dashboard and alert rules filter ``> 0``),
-skipped 0, backoff factor 1, a login probe's phase durations 0, and for a route every
-placement at 0 and an empty delivery histogram: at most 15 series per target (an IMAP
-login target has exactly 15). A failure counter per class/reason appears at the first
+skipped 0, backoff factor 1, a login probe's phase durations 0 (its ``token`` phase aside),
+`mailcanary_target_info` (server, provider, the account's labels), the configured interval,
+and for a route every placement at 0 and an empty delivery histogram: at most 15 series
+per target (an IMAP login target with STARTTLS has exactly 15).
+`mailcanary_probe_failure_info` has one series per target whose last result failed. A failure counter per class/reason appears at the first
 such failure (the contract allows it): pre-setting every reason cost 33 series per target,
 two thirds of a 1,000-account scrape. An excerpt of the exposition::
 
@@ -19,7 +21,7 @@ two thirds of a 1,000-account scrape. An excerpt of the exposition::
     # TYPE mailcanary_probe_failures_total counter
     mailcanary_probe_failures_total{probe="imap",target="alice",class="auth",reason="invalid_credentials"} 1.0
     # TYPE mailcanary_delivery_duration_seconds histogram
-    mailcanary_delivery_duration_seconds_bucket{route="alice-to-bob",le="0.05"} 0.0
+    mailcanary_delivery_duration_seconds_bucket{probe="roundtrip",target="alice-to-bob",le="0.05"} 0
 """  # noqa: E501  (the exposition excerpt is quoted verbatim)
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from mailcanary import __version__
+from mailcanary.probes.kind import Whereabouts
 from mailcanary.result import ProbeResult
 
 PLACEMENTS = ("inbox", "spam", "other", "missing")
@@ -52,7 +55,7 @@ DELIVERY_BUCKETS = (
 # From start-up, per run of the scheduler: due time to start (seconds).
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Which phases a target pre-sets to 0 and whether it has a delivery histogram (label
-# route = the route's or watch's name) is its kind's to say (`ProbeKind.preset_phases`,
+# probe, target = the route's or watch's name) is its kind's to say (`ProbeKind.preset_phases`,
 # `ProbeKind.delivery`); the other phases appear with the first result, so that no target
 # has more than 15 series at start-up.
 
@@ -65,6 +68,8 @@ class TargetSeries:
     target: str
     reasons: tuple[str, ...]
     delivery: bool = False  # its placements and delivery seconds go to `routes[target]`
+    where: Whereabouts = field(default_factory=Whereabouts)  # mailcanary_target_info
+    interval: float = 0.0  # configured, before backoff: mailcanary_probe_interval_seconds
     success: float = 0.0
     duration: float = 0.0
     last_success: float = 0.0
@@ -83,11 +88,16 @@ class TargetSeries:
 class RouteSeries:
     """The delivery histogram and placement counters of one route."""
 
-    route: str
+    route: str  # the route's or inbound watch's name (names are unique across both)
+    probe: str = "roundtrip"
     buckets: list[int] = field(default_factory=lambda: [0] * len(DELIVERY_BUCKETS))
     count: int = 0
     total: float = 0.0
     placements: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PLACEMENTS, 0))
+
+    @property
+    def lbl(self) -> str:
+        return f'probe="{self.probe}",target="{self.route}"'
 
     def observe(self, seconds: float) -> None:
         index = bisect.bisect_left(DELIVERY_BUCKETS, seconds)
@@ -127,14 +137,19 @@ class MetricsState:
 
     def ensure(
         self, probe: str, target: str, reasons: Iterable[str], phases: Iterable[str] = (),
-        *, delivery: bool = False,
+        *, delivery: bool = False, where: Whereabouts | None = None, interval: float = 0.0,
     ) -> None:
-        """A target's series; `phases`: the ones pre-set to 0."""
-        if (probe, target) not in self.targets:
-            self.targets[probe, target] = TargetSeries(
+        """A target's series; `phases`: the ones pre-set to 0. `where` and `interval`
+        are updated on every call (a reload may change an account's labels)."""
+        series = self.targets.get((probe, target))
+        if series is None:
+            series = self.targets[probe, target] = TargetSeries(
                 probe, target, tuple(reasons), delivery, phases=dict.fromkeys(phases, 0.0))
+        if where is not None:
+            series.where = where
+        series.interval = interval or series.interval
         if delivery and target not in self.routes:
-            self.routes[target] = RouteSeries(target)
+            self.routes[target] = RouteSeries(target, probe)
 
     def forget(self, probe: str, target: str) -> None:
         series = self.targets.pop((probe, target), None)

@@ -57,6 +57,23 @@ def _no_phases(config: Config, target: str) -> tuple[str, ...]:
     return ()
 
 
+Home = tuple[AccountConfig, AnyEndpoint]
+
+
+def _no_home(config: Config, target: str) -> Home | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where a target lives, for the fleet view: `server` host:port ("" if none),
+    `provider` the account's preset ("" if none), the account's own `labels`."""
+
+    server: str = ""
+    provider: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True)
 class ProbeKind:
     """One kind of probe. `run` does the protocol work and raises on trouble (the runner
@@ -77,6 +94,9 @@ class ProbeKind:
     doctor: bool = False  # the settings doctor may suggest another port/security
     sweep: Sweeper | None = None  # periodic clean-up (the daemon runs it)
     watched_accounts: bool = False  # its fingerprint includes its accounts' config
+    # The mailbox a target is about (login: its endpoint; round trip: the receiver's IMAP,
+    # else POP3): its server, provider and labels group alerts and dashboards.
+    home: Callable[[Config, str], Home | None] = _no_home
 
     def targets(self, config: Config) -> list[str]:
         return [n for n in self.selection.names(config) if self.has(config, n)]
@@ -97,3 +117,16 @@ class ProbeKind:
     def servers(self, config: Config, target: str) -> list[str]:
         """host:port of each server it talks to."""
         return [server_key(e.host, e.effective_port) for e in self.endpoints(config, target)]
+
+    def whereabouts(self, config: Config, target: str) -> Whereabouts:
+        try:
+            home = self.home(config, target)
+        except LookupError:  # the target left the config
+            home = None
+        if home is None:
+            return Whereabouts()
+        account, endpoint = home
+        return Whereabouts(
+            server_key(endpoint.host, endpoint.effective_port), account.provider or "",
+            tuple(sorted(account.labels.items())),
+        )

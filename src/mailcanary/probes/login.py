@@ -40,9 +40,14 @@ def login_kind(name: str, run: ProbeFn, phases: tuple[str, ...]) -> ProbeKind:
         found = endpoint(config, target)
         return [] if found is None else [found]
 
+    def home(config: Config, target: str) -> tuple[AccountConfig, AnyEndpoint] | None:
+        found = endpoint(config, target)
+        return None if found is None else (config.account(target), found)
+
     def preset_phases(config: Config, target: str) -> tuple[str, ...]:
         """No ``starttls`` unless it uses STARTTLS, no ``tls`` without TLS, no ``token``
-        without OAuth2 (2 series fewer per target, 10 % of a large scrape)."""
+        without OAuth2 (2 series fewer per target, 10 % of a large scrape); ``token``
+        appears with the first run, so that a target keeps to 15 series at start-up."""
         account, found = config.accounts_by_name.get(target), endpoint(config, target)
         if account is None or found is None:
             return phases
@@ -50,12 +55,12 @@ def login_kind(name: str, run: ProbeFn, phases: tuple[str, ...]) -> ProbeKind:
         drop = {"starttls"} if security != "starttls" else set()
         if security == "none":
             drop.add("tls")
-        if account.oauth2 is None:
-            drop.add("token")
+        drop.add("token")
         return tuple(p for p in phases if p not in drop)
 
     return ProbeKind(
         name=name, run=run, timeout=timeout, reasons=LOGIN_REASONS, selection=ACCOUNTS,
         has=has, entry=lambda config, target: config.account(target), accounts=accounts,
         endpoints=endpoints, phases=phases, preset_phases=preset_phases, doctor=True,
+        home=home,
     )

@@ -18,10 +18,12 @@ from typing import Any
 import structlog
 
 from mailcanary.config import AlertConfig, Config
+from mailcanary.daemon.alerts.grouping import ServerGroups
 from mailcanary.daemon.alerts.sinks import Sink, SinkError, make_sink
 from mailcanary.daemon.alerts.state import AlertEvent, AlertTracker
 from mailcanary.daemon.alerts.store import AlertStore, sink_identity
 from mailcanary.daemon.metrics import MetricsState
+from mailcanary.probes.kind import Whereabouts
 from mailcanary.result import ProbeResult
 
 log = structlog.get_logger("mailcanary.daemon.alerts")
@@ -58,6 +60,7 @@ class _SinkWorker:
         self.tracker = AlertTracker(
             conf.after, conf.repeat, refresh_every_failure=conf.kind == "alertmanager"
         )
+        self.groups = ServerGroups(self.tracker, conf.server_min_targets)
         self.queue: asyncio.Queue[AlertEvent] = asyncio.Queue(QUEUE_SIZE)
         self.sending: AlertEvent | None = None  # taken from the queue, not yet delivered
         self.task = asyncio.create_task(self._work(), name=f"alert-sink-{label}")
@@ -156,7 +159,20 @@ class AlertEngine:
         self._saved = self.store.load()
 
     def snapshot(self) -> dict[str, Any]:
-        return {w.identity: w.tracker.dump() for w in self.workers}
+        return {w.identity: {"targets": w.tracker.dump(), "servers": w.groups.dump()}
+                for w in self.workers}
+
+    def _where(self, probe: str, target: str) -> Whereabouts:
+        series = self.metrics.targets.get((probe, target))
+        return series.where if series is not None else Whereabouts()
+
+    def _restore(self, worker: _SinkWorker) -> None:
+        saved = self._saved.pop(worker.identity, [])
+        rows, servers = (saved, None) if isinstance(saved, list) else (
+            saved["targets"], saved["servers"])
+        worker.tracker.load(rows)
+        where = {key: self._where(*key) for key in worker.tracker.streaks}
+        worker.groups.load(servers, where)
 
     def configure(self, sinks: list[AlertConfig]) -> list[_SinkWorker]:
         """Keep each sink's alert state by its identity (not its position or label);
@@ -170,9 +186,12 @@ class AlertEngine:
                                      self.retry_base)
                 if kept is not None:  # same destination, other settings: same state
                     worker.tracker.streaks = kept.tracker.streaks
+                    worker.groups = kept.groups
+                    worker.groups.tracker = worker.tracker
+                    worker.groups.min_targets = conf.server_min_targets
                     old[f"replaced-{id(kept)}"] = kept
                 else:
-                    worker.tracker.load(self._saved.pop(worker.identity, []))
+                    self._restore(worker)
                 for status in ("sent", "failed"):
                     self.metrics.notifications.setdefault((label, status), 0)
                 kept = worker
@@ -189,12 +208,14 @@ class AlertEngine:
     def observe(self, result: ProbeResult) -> None:
         now = time.time()
         changed = False
+        where = self._where(result.probe, result.target)
+        ttl = self.ttl_of(result.probe, result.target)
         for worker in self.workers:
             had = (result.probe, result.target) in worker.tracker.streaks
-            event = worker.tracker.observe(result, now, self.ttl_of(result.probe, result.target))
+            event = worker.tracker.observe(result, now, ttl)
             changed = changed or had or not result.ok
-            if event is not None:
-                worker.enqueue(event)
+            for out in worker.groups.process(result, where, event, now, ttl):
+                worker.enqueue(out)
         if self.store is not None and changed:
             self.store.changed()
 
@@ -203,8 +224,8 @@ class AlertEngine:
         now = time.time()
         for worker in self.workers:
             event = worker.tracker.removed(probe, target, now)
-            if event is not None:
-                worker.enqueue(event)
+            for out in worker.groups.removed((probe, target), event, now):
+                worker.enqueue(out)
         if self.store is not None:
             self.store.changed()  # start-up pruning of 5,000 stale keys: one write
 

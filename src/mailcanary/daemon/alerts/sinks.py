@@ -14,6 +14,9 @@ from mailcanary import __version__
 from mailcanary.config import AlertConfig, Config
 from mailcanary.daemon.alerts.severity import severity
 from mailcanary.daemon.alerts.state import AlertEvent, rfc3339
+from mailcanary.daemon.alerts.texts import SinkError, readable, summary
+
+__all__ = ["EmailSink", "Sink", "SinkError", "make_sink", "readable", "summary"]
 from mailcanary.protocols.httpbody import capped_request
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.protocols.signin import smtp_login
@@ -25,37 +28,9 @@ HTTP_TIMEOUT = 10.0
 _HEADERS = {"User-Agent": f"mailcanary/{__version__}"}
 
 
-class SinkError(Exception):
-    pass
-
-
 class Sink(Protocol):
     async def send(self, event: AlertEvent) -> None: ...
     async def aclose(self) -> None: ...
-
-
-def summary(event: AlertEvent) -> str:
-    state = "FIRING" if event.status == "firing" else "RESOLVED"
-    return (
-        f"[mailcanary {state}] {event.probe} {event.target}: {event.cls}/{event.reason}"
-        + (f" in phase {event.phase}" if event.phase else "")
-    )
-
-
-def readable(event: AlertEvent) -> str:
-    """The text Slack and e-mail show: what, since when, what to do."""
-    lines = [summary(event)]
-    if event.status == "firing":
-        lines.append(f"failing since {rfc3339(event.since)} ({event.failures} probes in a row)")
-    else:
-        lines.append(
-            f"recovered after {event.failures} failed probes since {rfc3339(event.since)}"
-        )
-    if event.hint:
-        lines.append(f"hint: {event.hint}")
-    if event.detail:
-        lines.append(f"detail: {event.detail}")
-    return "\n".join(lines)
 
 
 class _HttpSink:
@@ -87,22 +62,27 @@ class SlackSink(_HttpSink):
 
 
 class AlertmanagerSink(_HttpSink):
-    """POSTs to Alertmanager's v2 API; endsAt keeps a firing alert alive until refreshed."""
+    """POSTs to Alertmanager's v2 API; endsAt keeps a firing alert alive until refreshed.
+    Every alert has `server` and `provider` (group_by, inhibit_rules) and the account's
+    labels; a server incident is `MailcanaryServerDown` (docs/alerting.md)."""
 
     async def send(self, event: AlertEvent) -> None:
+        labels = {**dict(event.labels), "server": event.server, "provider": event.provider,
+                  "class": event.cls,
+                  "severity": severity(event.probe, event.cls, event.reason, event.scope)}
+        if event.scope == "server":
+            labels["alertname"] = "MailcanaryServerDown"
+        else:
+            labels.update(alertname="MailcanaryProbeFailing", probe=event.probe,
+                          target=event.target, reason=event.reason)
         alert = {
-            "labels": {
-                "alertname": "MailcanaryProbeFailing",
-                "probe": event.probe,
-                "target": event.target,
-                "class": event.cls,
-                "reason": event.reason,
-                "severity": severity(event.probe, event.cls, event.reason),
-            },
+            "labels": labels,
             "annotations": {
                 "summary": summary(event),
                 "hint": event.hint,
                 "detail": event.detail,
+                **({"reason": event.reason, "count": str(event.count),
+                    "targets": ", ".join(event.targets)} if event.scope == "server" else {}),
             },
             "startsAt": rfc3339(event.since),
             "endsAt": rfc3339(event.expires),
@@ -154,6 +134,10 @@ class EmailSink:
 def make_sink(sink: AlertConfig, config: Callable[[], Config]) -> Sink:
     if sink.kind == "email":
         return EmailSink(sink, config)
+    if sink.kind == "apprise":
+        from mailcanary.daemon.alerts.notify import AppriseSink  # noqa: PLC0415  (heavy)
+
+        return AppriseSink(sink.apprise_urls())
     assert sink.url is not None
     if sink.kind == "slack":
         return SlackSink(sink.url)

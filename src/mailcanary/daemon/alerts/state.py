@@ -30,11 +30,27 @@ class AlertEvent:
     failures: int
     at: float  # when the event was made
     expires: float  # firing: when the alert is stale unless refreshed (Alertmanager endsAt)
+    scope: str = "target"  # "server": one event for the failing targets of one server
+    server: str = ""  # host:port of the target's mailbox ("" if it has none)
+    provider: str = ""
+    labels: tuple[tuple[str, str], ...] = ()  # the account's own labels (Alertmanager)
+    targets: tuple[str, ...] = ()  # scope "server": the member targets' names
+    count: int = 0  # scope "server": how many
 
     def payload(self) -> dict[str, Any]:
         """The contract's webhook object."""
+        if self.scope == "server":
+            return {
+                "status": self.status, "scope": "server", "server": self.server,
+                "provider": self.provider, "class": self.cls, "reason": self.reason,
+                "hint": self.hint, "targets": list(self.targets), "count": self.count,
+                "since": rfc3339(self.since),
+            }
         return {
             "status": self.status,
+            "scope": "target",
+            "server": self.server,
+            "provider": self.provider,
             "probe": self.probe,
             "target": self.target,
             "class": self.cls,
@@ -103,6 +119,15 @@ class AlertTracker:
         streak.last_sent = now
         return _event("firing", result, streak.since, streak.failures, now, expires=now + ttl)
 
+    def firing_event(self, key: tuple[str, str], now: float, ttl: float) -> AlertEvent | None:
+        """A firing event for a target past `after` (one held back or leaving a server
+        incident is sent this way), from its last result."""
+        streak = self.streaks.get(key)
+        if streak is None or not streak.firing or streak.last is None:
+            return None
+        streak.last_sent = now
+        return _event("firing", streak.last, streak.since, streak.failures, now,
+                      expires=now + ttl)
 
     def dump(self) -> list[dict[str, Any]]:
         """The streaks as JSON (for `state_dir`): what a restart needs to resolve them."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mailcanary.config import AlertConfig
+from mailcanary.daemon.alerts.grouping import ServerGroups
 from mailcanary.daemon.alerts.state import AlertTracker
 from mailcanary.state import BatchedState, JsonState, StateInvalid
 
@@ -37,10 +38,15 @@ def sink_identity(conf: AlertConfig) -> str:
 def _check(data: dict[str, Any]) -> None:
     """Every sink's rows must load: a wrong shape is found at start-up (and moved aside),
     not as a crash while configuring the sinks."""
-    for rows in data.values():
-        if not isinstance(rows, list):
-            raise StateInvalid("a sink's state is not a list")
-        AlertTracker(1, 0.0).load(rows)
+    for saved in data.values():
+        rows, servers = (saved, None) if isinstance(saved, list) else (
+            saved.get("targets") if isinstance(saved, dict) else None,
+            saved.get("servers") if isinstance(saved, dict) else None)
+        if not isinstance(rows, list) or not isinstance(servers, dict | None):
+            raise StateInvalid("a sink's state is not {targets: [...], servers: {...}}")
+        tracker = AlertTracker(1, 0.0)
+        tracker.load(rows)
+        ServerGroups(tracker, 1).load(servers, {})
 
 
 class AlertStore:

@@ -28,6 +28,12 @@ def _endpoints(config: Config, target: str) -> list[AnyEndpoint]:
     return [e for e in (a.imap for a in _accounts(config, target)) if e is not None]
 
 
+def _home(config: Config, target: str) -> tuple[AccountConfig, AnyEndpoint] | None:
+    account = config.account(config.inbound_watch(target).account)
+    found = account.imap or account.pop3
+    return None if found is None else (account, found)
+
+
 async def _run(ctx: ProbeContext, config: Config, target: str) -> None:
     from mailcanary.probes.inbound import probe  # noqa: PLC0415  (loaded when first needed)
 
@@ -38,6 +44,7 @@ KIND = ProbeKind(
     name="inbound", run=_run, timeout=timeout, reasons=REASONS,
     selection=INBOUND, has=lambda config, target: True,
     entry=lambda config, target: config.inbound_watch(target), accounts=_accounts,
-    endpoints=_endpoints, phases=(*LOGIN_PHASES, "select", "trigger", "deliver", "cleanup"),
+    endpoints=_endpoints, home=_home,
+    phases=(*LOGIN_PHASES, "select", "trigger", "deliver", "cleanup"),
     delivery=True, watched_accounts=True,
 )

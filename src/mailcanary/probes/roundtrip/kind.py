@@ -51,6 +51,13 @@ def _endpoints(config: Config, target: str) -> list[AnyEndpoint]:
     return [e for e in found if e is not None]
 
 
+def _home(config: Config, target: str) -> tuple[AccountConfig, AnyEndpoint] | None:
+    """The receiving mailbox: where a lost canary is looked for."""
+    receiver = config.account(config.route(target).to)
+    found = receiver.imap or receiver.pop3
+    return None if found is None else (receiver, found)
+
+
 async def upkeep(
     config: Config, runtime: Runtime, backed_off: BackedOff, owns: Owns | None
 ) -> Upkeep:
@@ -83,6 +90,7 @@ KIND = ProbeKind(
     name="roundtrip", run=_run, timeout=timeout, reasons=REASONS,
     selection=ROUTES, has=lambda config, target: target in config.routes_by_name,
     entry=lambda config, target: config.route(target), accounts=_accounts,
-    endpoints=_endpoints, phases=tuple(p for p in PHASES if p != "trigger"), delivery=True,
+    endpoints=_endpoints, home=_home, phases=tuple(p for p in PHASES if p != "trigger"),
+    delivery=True,
     sweep=upkeep,
 )
