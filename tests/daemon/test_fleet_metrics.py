@@ -58,8 +58,8 @@ async def test_a_thousand_labelled_accounts_keep_to_15_series(tmp_path: Path) ->
     # same account failed (mailcanary_probe_backoff_factor appears only then). The scrape
     # is written in slices, so a run may end between two families: failure_info counts.
     touched = {(lb["probe"], lb["target"]) for lb, v in metrics["mailcanary_probes_total"] if v}
-    for family in ("mailcanary_probe_backoff_factor", "mailcanary_probe_failure_info"):
-        touched |= {(lb["probe"], lb["target"]) for lb, _ in metrics.get(family, [])}
+    for name in ("mailcanary_probe_backoff_factor", "mailcanary_probe_failure_info"):
+        touched |= {(lb["probe"], lb["target"]) for lb, _ in metrics.get(name, [])}
     fresh = {key: n for key, n in per_target.items() if key not in touched}
     assert len(fresh) > 3000, len(fresh)  # start-up spreads the first runs over a minute
     assert max(fresh.values()) <= MAX_SERIES_PER_TARGET, Counter(fresh.values())

@@ -92,30 +92,28 @@ async def test_forty_dead_accounts_make_one_server_event(tmp_path: Path) -> None
     assert "Fleet-Secret" not in daemon.log_path.read_text()
 
 
-AM_ROUTE = """\
-route:
-  receiver: pager
-  group_by: [alertname, server]
-  group_wait: 2s
-  group_interval: 2s
-  repeat_interval: 4h
-inhibit_rules:
-  - source_matchers: [alertname = "MailcanaryServerDown"]
-    target_matchers: [alertname != "MailcanaryServerDown"]
-    equal: [server]
-receivers:
-  - name: pager
-    webhook_configs:
-      - url: "{url}/am"
-        send_resolved: true
-"""
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "alerting.md"
+
+
+def documented_route(receiver_url: str) -> str:
+    """docs/alerting.md's route and inhibit rules, with this test's receiver and waits."""
+    text = DOCS.read_text()
+    block = text.split("<!-- alertmanager-route -->")[1].split("<!-- /alertmanager-route -->")[0]
+    yaml = block.strip().removeprefix("```yaml").removesuffix("```").strip()
+    for slow, fast in (("group_wait: 30s", "group_wait: 2s"),
+                       ("group_interval: 5m", "group_interval: 2s")):
+        assert slow in yaml
+        yaml = yaml.replace(slow, fast)
+    return (yaml.replace("receiver: mail-admins", "receiver: pager") + "\nreceivers:\n"
+            "  - name: pager\n    webhook_configs:\n"
+            f'      - url: "{receiver_url}/am"\n        send_resolved: true\n')
 
 
 async def test_through_the_real_alertmanager_one_notification(tmp_path: Path) -> None:
     port = free_port()
     async with (
         fleet() as (dead_a, port_a, _, parts), receiver() as hook,
-        alertmanager(tmp_path, AM_ROUTE.format(url=hook.url)) as am_url,
+        alertmanager(tmp_path, documented_route(hook.url)) as am_url,
     ):
         a = f"127.0.0.1:{port_a}"
         sinks = f'[[alerts]]\nkind = "alertmanager"\nurl = "{am_url}"\nafter = 2\n'

@@ -219,7 +219,7 @@ class ServerGroups:
             scope="server", server=incident.server,
             provider=providers.most_common(1)[0][0] if providers else (
                 base.provider if base else ""),
-            targets=tuple(t for _, t in incident.members), count=len(incident.members),
+            targets=tuple(sorted(t for _, t in incident.members)), count=len(incident.members),
         )
         incident.last, incident.last_sent = event, now
         return event
