@@ -23,7 +23,7 @@ def test_deliverability_row_queries() -> None:
         'mailcanary_probe_failure_info{job=~"$job", probe="roundtrip", target=~"$target", '
         'phase="deliver"',
         "sum by (method, result) (increase(mailcanary_canary_auth_results_total{",
-        'placement="spam"}[24h])) / clamp_min(sum by (route) (increase(mailcanary_canaries_total',
+        'placement="spam"}[24h])) / clamp_min(sum by (target) (increase(mailcanary_canaries_total',
     ):
         assert fragment in exprs, fragment
     row_y = panels[row]["gridPos"]["y"]
