@@ -85,6 +85,10 @@ def test_every_kind_provides_the_contract(name: str, tmp_path: Path) -> None:
         assert kind.servers(config, target), "a kind talks to at least one server"
         assert set(kind.preset_phases(config, target)) <= set(kind.phases)
         assert isinstance(kind.fingerprint(config, target), str)
+        home = kind.home(config, target)  # the mailbox its server/labels come from
+        if home is not None:
+            assert home[0] in accounts and kind.whereabouts(config, target).server == (
+                "127.0.0.1:1")
     with pytest.raises(KeyError):
         kind.entry(config, "no-such-target")
 
