@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from mailcanary.daemon.alerts.notify import AppriseSink
+from mailcanary.daemon.alerts.state import AlertEvent
+from mailcanary.daemon.alerts.texts import SinkError
 from mailcanary.testbed import MailTestBed
 from tests.helpers.daemon_support import daemon_config, free_port, running_daemon
 from tests.helpers.faults import Script, fake_server
@@ -124,3 +127,23 @@ async def test_unreadable_urls_file_is_a_config_error_naming_it(tmp_path: Path) 
     assert code == 2
     assert "alerts[0].urls_file" in out + err and str(missing) in out + err
     assert "Traceback" not in out + err
+
+
+async def test_a_retry_goes_only_to_the_urls_that_failed() -> None:
+    """Two URLs, the second answers HTTP 500 once: the engine's retry of the event reaches
+    the second again, the first only once; a failure names the URL by position only."""
+    event = AlertEvent(
+        status="firing", probe="imap", target="alice", cls="network",
+        reason="connection_refused", phase="connect", hint="h", detail="d", since=0.0,
+        failures=2, at=0.0, expires=60.0, server="127.0.0.1:993",
+    )
+    async with receiver() as good, receiver(fail_first=1) as flaky:
+        sink = AppriseSink([f"json://127.0.0.1:{good.port}/a/{TOKEN}",
+                            f"json://127.0.0.1:{flaky.port}/b/{TOKEN}"])
+        with pytest.raises(SinkError) as failed:
+            await sink.send(event)
+        assert str(failed.value) == "apprise: URL 2 (json://) was not delivered"
+        await sink.send(event)  # the retry
+        assert len(good.bodies(f"/a/{TOKEN}")) == 1 and len(flaky.bodies(f"/b/{TOKEN}")) == 1
+        await sink.send(event)  # a new send of the same event object: nothing left to do
+        assert len(good.bodies(f"/a/{TOKEN}")) == 1

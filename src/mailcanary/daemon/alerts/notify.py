@@ -35,12 +35,18 @@ class AppriseSink:
             (n, _scheme(url), apprise.Apprise.instantiate(url, asset=asset))
             for n, url in enumerate(urls, 1)
         ]
+        # The event being sent and the URLs that already took it: a retry (the engine
+        # retries the whole send) goes only to those that failed, never twice to one.
+        self.current: AlertEvent | None = None
+        self.delivered: set[int] = set()
 
     async def send(self, event: AlertEvent) -> None:
         title = summary(event)
         body = readable(event)
         kind = apprise.NotifyType.FAILURE if event.status == "firing" else (
             apprise.NotifyType.SUCCESS)
+        if event is not self.current:
+            self.current, self.delivered = event, set()
         failed = await asyncio.to_thread(self._send_all, title, body, kind)
         if failed:
             raise SinkError("apprise: " + "; ".join(failed))
@@ -49,6 +55,8 @@ class AppriseSink:
         """In a worker thread: each URL in turn; what failed, without the URLs."""
         failed: list[str] = []
         for number, scheme, plugin in self.plugins:
+            if number in self.delivered:
+                continue
             if plugin is None:
                 failed.append(f"URL {number} ({scheme}://) is not one Apprise understands")
                 continue
@@ -59,6 +67,8 @@ class AppriseSink:
                 continue
             if not ok:
                 failed.append(f"URL {number} ({scheme}://) was not delivered")
+            else:
+                self.delivered.add(number)
         return failed
 
     async def aclose(self) -> None:
