@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mailcanary.config import Config
+    from mailcanary.i18n import Translator
     from mailcanary.result import ProbeResult
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -72,13 +73,15 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
 
         return nagios_check(config, probes, args.cert_warning_days, run_check)
     finished: list[ProbeResult] = []
-    table = None if args.json else Table.for_probes(config, probes, transcript=args.transcript)
+    tr = _translator(args.lang, config)
+    table = (None if args.json
+             else Table.for_probes(config, probes, transcript=args.transcript, tr=tr))
     if table is not None:
         _out(table.header())
 
     def show(result: ProbeResult) -> None:
         finished.append(result)
-        _out(json_line(result, transcript=args.transcript) if table is None
+        _out(json_line(result, transcript=args.transcript, tr=tr) if table is None
              else table.row(result))
 
     try:
@@ -92,6 +95,16 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     if table is not None:
         _out(table.footer(finished, 0))
     return EXIT_OK if all(r.ok for r in finished) else EXIT_FAILED
+
+
+def _translator(flag: str | None, config: Config) -> Translator:
+    """--lang, else the config's language, else the locale; unknown means English."""
+    from mailcanary import i18n
+
+    if flag is not None and not i18n.known(flag):
+        print(f"mailcanary: no translation for --lang {flag!r} (have: "
+              f"{', '.join(i18n.LANGUAGES)}); using English", file=sys.stderr)
+    return i18n.translator(flag if flag is not None else config.daemon.language)
 
 
 def _out(text: str) -> None:

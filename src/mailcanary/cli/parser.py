@@ -51,6 +51,9 @@ def build_parser(*, with_kinds: bool = True) -> argparse.ArgumentParser:
     check.add_argument("--cert-warning-days", type=int, default=14, metavar="DAYS",
                        help="--nagios: WARNING when a certificate expires within this many "
                        "days (default 14)")
+    check.add_argument("--lang", default=None, metavar="LANG",
+                       help="ja or en: the language of hints and the table (default: [daemon] "
+                       "language, else LC_ALL / LC_MESSAGES / LANG)")
 
     run = sub.add_parser("run", help="the daemon: scheduled probes, /metrics, /healthz, alerts",
                          parents=[common])

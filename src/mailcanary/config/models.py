@@ -38,6 +38,8 @@ class DaemonConfig(StrictModel):
     web_config_file: Path | None = None  # exporter-toolkit web.yml: TLS, basic auth
     probe_endpoint: bool = True
     history_days: int = Field(default=30, ge=1, le=3660)  # the status page's history
+    # What people read (hints, notifications, /status): None = LC_ALL / LC_MESSAGES / LANG.
+    language: Literal["ja", "en"] | None = None
 
     @field_validator("listen")
     @classmethod

@@ -33,6 +33,7 @@ from mailcanary.diagnosis.imap import classify_imap_reply
 from mailcanary.diagnosis.pop3 import classify_pop3_reply
 from mailcanary.diagnosis.smtp import classify_smtp_reply
 from mailcanary.diagnosis.taxonomy import CLASS_OF, Failure, Where, failure
+from mailcanary.i18n import Text
 
 
 def _oauth_hint_key(exc: OAuthTokenError) -> str:
@@ -47,7 +48,7 @@ def oauth_failure(exc: OAuthTokenError) -> Failure:
     hint = OAUTH_HINTS[key] if key != "default" else HINTS["oauth_token_error"]
     return Failure(
         CLASS_OF["oauth_token_error"], "oauth_token_error", str(exc),
-        hint.format(account=exc.account),
+        Text(hint, account=exc.account),
     )
 
 
@@ -158,7 +159,7 @@ def classify(exc: BaseException, phase: str | None, where: Where | None = None) 
         reason, detail = exception_reason(exc.reply, phase)
         fail = failure(reason, detail, where, phase)
         if reason == "invalid_credentials":
-            return Failure(fail.cls, reason, detail, BEARER_REJECTED_HINT)
+            return Failure(fail.cls, reason, detail, Text(BEARER_REJECTED_HINT))
         return fail
     reason, detail = exception_reason(exc, phase)
     fail = failure(reason, detail, where, phase)
@@ -168,5 +169,5 @@ def classify(exc: BaseException, phase: str | None, where: Where | None = None) 
         hint = bounce_hint(reason, exc.recipient, exc.reply_text)
         return Failure(fail.cls, reason, detail, hint or fail.hint)
     if reason == "timeout" and phase == "token":
-        return Failure(fail.cls, reason, detail, SLOW_ENDPOINT_HINT)
+        return Failure(fail.cls, reason, detail, Text(SLOW_ENDPOINT_HINT))
     return fail

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailcanary.i18n import N_, Text
+
 # (reason, phases) pairs that a wrong port or security setting explains.
 _QUALIFYING: dict[str, tuple[str, ...]] = {
     "connection_refused": ("connect",),
@@ -30,7 +32,7 @@ STANDARD: dict[str, tuple[tuple[int, str], ...]] = {
     "pop3": ((995, "tls"), (110, "starttls")),
 }
 
-_WORDS = {"tls": "implicit TLS", "starttls": "STARTTLS"}
+_WORDS = {"tls": N_("implicit TLS"), "starttls": N_("STARTTLS")}
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,12 @@ def best(working: list[Candidate], order: list[Candidate]) -> Candidate | None:
     return min(working, key=lambda c: rank(c, order)) if working else None
 
 
-def suggestion_hint(protocol: str, host: str, cand: Candidate) -> str:
+def suggestion_hint(protocol: str, host: str, cand: Candidate) -> Text:
     """The sentence a person can act on, with the line to paste into the account."""
-    return (
-        f"{host} answers {protocol.upper()} with {_WORDS[cand.security]} on port {cand.port} "
-        f"(checked without logging in): in this account set {protocol} = {{ host = \"{host}\", "
-        f"port = {cand.port}, security = \"{cand.security}\" }}."
+    line = f'{protocol} = {{ host = "{host}", port = {cand.port}, security = "{cand.security}" }}'
+    return Text(
+        "{host} answers {protocol} with {security} on port {port} (checked without logging "
+        "in): in this account set {line}.",
+        host=host, protocol=protocol.upper(), security=Text(_WORDS[cand.security]),
+        port=cand.port, line=line,
     )

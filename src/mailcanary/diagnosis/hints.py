@@ -1,122 +1,175 @@
-"""What a person should do about each reason: the hint prose, kept apart from the logic."""
+"""What a person should do about each reason: the hint prose, kept apart from the logic.
+
+Every reason of the taxonomy has a hint here, and every hint has a Japanese translation in
+``locale/ja/LC_MESSAGES/mailcanary.po`` (tests/test_i18n.py fails otherwise). A new reason:
+add its English sentence here inside ``N_(...)``, then ``./scripts/i18n.sh`` and translate the
+new entry (see the catalog's header).
+"""
 
 from __future__ import annotations
 
+from mailcanary.i18n import N_
+
 HINTS: dict[str, str] = {
     "ok": "",
-    "nxdomain": "The host name {host} does not exist in DNS. Check the spelling of the host in "
-    "the config, or the domain's DNS records.",
-    "dns_error": "The DNS lookup of {host} failed. Check this machine's resolver "
-    "(/etc/resolv.conf) and that the DNS server answers.",
-    "connection_refused": "Nothing accepts connections on {host}:{port}. Check the port number, "
-    "that the mail service runs, and any firewall in between.",
-    "unreachable": "There is no network route to {host}. Check this machine's network, routes "
-    "and firewall (IPv6 without a route is a common cause).",
-    "connection_reset": "The server closed the connection unexpectedly. It may be overloaded, "
-    "blocking this client's IP, or a firewall or proxy may be cutting the session.",
-    "timeout": "No answer within the timeout during {phase}. Check that {host}:{port} is "
-    "reachable and that the port's security setting (tls or starttls) matches the server.",
-    "cert_expired": "The server's TLS certificate has expired (or is not yet valid). Renew the "
-    "certificate on {host}, or check this machine's clock.",
-    "cert_untrusted": "The server's TLS certificate is not signed by a trusted CA (self-signed or "
-    "unknown issuer). Install a publicly trusted certificate or point ca_file at the CA.",
-    "hostname_mismatch": "The TLS certificate is not valid for {host}. Connect using a name the "
-    "certificate lists, or reissue the certificate with this name.",
-    "handshake_failed": "The TLS handshake failed. Check that this port speaks TLS as configured "
-    "(security = \"tls\" for implicit TLS, \"starttls\" otherwise) and that the server allows "
-    "TLS 1.2 or newer.",
-    "starttls_unavailable": "The server did not offer STARTTLS, so the password would go in clear "
-    "text. Enable STARTTLS on the server or use the implicit-TLS port.",
-    "tls_required": "The server refuses to log in without TLS. Set security = \"starttls\" or "
-    "\"tls\" for this endpoint.",
-    "invalid_credentials": "The server rejected the username or password. Check whether the "
-    "password was changed, and that the username is the full address if the provider expects it.",
-    "app_password_required": "The provider requires an app password (or OAuth2) for mail "
-    "programs. Create an app password in the account's security settings and use it here, "
-    "or configure oauth2.",
-    "basic_auth_disabled": "The provider has disabled password (basic) authentication for this "
-    "protocol. Use oauth2, or ask the tenant admin to re-enable SMTP AUTH / basic auth for "
-    "this mailbox.",
-    "web_login_required": "The provider wants a sign-in through a web browser first (security "
-    "check). Log in to webmail once from this network, confirm the prompt, then retry.",
-    "account_locked": "The account is locked or throttled after too many failed logins. Wait, "
-    "unlock it at the provider, and fix the password before the next attempts.",
-    "mechanism_unsupported": "The server and mailcanary share no authentication mechanism. "
-    "Check which AUTH mechanisms the server offers (the transcript shows them).",
-    "oauth_token_error": "The OAuth2 token endpoint refused to issue a token (see detail). "
-    "Re-authorize the account (mailcanary oauth2 authorize) or fix the client id/secret.",
-    "protocol_disabled": "{proto_upper} access is disabled for this account. Enable it in the "
-    "mailbox settings (or the tenant's admin center) and retry.",
-    "recipient_rejected": "The server refused the recipient address. Check that the receiving "
-    "mailbox exists and accepts mail.",
-    "sender_rejected": "The server refused the sender address. The account may not be allowed to "
-    "send as this address.",
-    "relay_denied": "The server refused to relay to this recipient. Authenticate before sending "
-    "(submission port with AUTH) or allow relaying for this account.",
-    "policy_rejected": "The message was refused by a policy (blocklist, SPF/DKIM/DMARC or content "
-    "rule). The detail names the rule; fix the sender's DNS records or reputation.",
-    "message_rejected": "The server refused the message itself. The detail says why (size, "
-    "content or format).",
-    "mailbox_full": "The mailbox is over its quota. Free space or raise the quota.",
-    "sending_limit": "The account hit its sending limit. Lower the canary rate or raise the "
-    "account's limit.",
-    "rate_limited": "The server is throttling this client. Probe less often or ask the provider "
-    "to raise the limit.",
-    "too_many_connections": "The server refuses more simultaneous connections from this account "
-    "or IP. Close other clients' idle sessions or raise the server's connection limit.",
-    "unavailable": "The server says it is temporarily unavailable. If this lasts, check the "
-    "server's health and logs.",
-    "server_error": "The server reported an internal error. Check the server's logs.",
-    "protocol_error": "The server's reply did not follow the protocol (see detail). Check that "
-    "the port really speaks {proto_upper}.",
-    "config_error": "mailcanary's configuration cannot be used as it is (see detail). Fix it and "
-    "run `mailcanary validate`.",
-    "internal_error": "This is a bug in mailcanary, not a problem of the server or the account. "
-    "The daemon's log has the traceback (level error); please report it with that log line.",
-    "spam_folder": "The canary was delivered to the Junk/Spam folder. Check the SPF, DKIM and "
-    "DMARC results and the sender's reputation.",
-    "lost": "The canary was accepted by the sending server but not seen by the deadline. Check the "
-    "mail queue and logs of the servers in between.",
-    "delayed": "The canary arrived, but later than the route's SLO. Check queues and greylisting "
-    "between the servers.",
-    "trigger_failed": "The app's test endpoint (the inbound watch's trigger) failed, so no mail "
-    "was sent (see detail). Check that the app is up, the URL and method, and the bearer token.",
+    "nxdomain": N_(
+        "The host name {host} does not exist in DNS. Check the spelling of the host in the config,"
+        " or the domain's DNS records."),
+    "dns_error": N_(
+        "The DNS lookup of {host} failed. Check this machine's resolver (/etc/resolv.conf) and "
+        "that the DNS server answers."),
+    "connection_refused": N_(
+        "Nothing accepts connections on {host}:{port}. Check the port number, that the mail "
+        "service runs, and any firewall in between."),
+    "unreachable": N_(
+        "There is no network route to {host}. Check this machine's network, routes and firewall "
+        "(IPv6 without a route is a common cause)."),
+    "connection_reset": N_(
+        "The server closed the connection unexpectedly. It may be overloaded, blocking this "
+        "client's IP, or a firewall or proxy may be cutting the session."),
+    "timeout": N_(
+        "No answer within the timeout during {phase}. Check that {host}:{port} is reachable and "
+        "that the port's security setting (tls or starttls) matches the server."),
+    "cert_expired": N_(
+        "The server's TLS certificate has expired (or is not yet valid). Renew the certificate on "
+        "{host}, or check this machine's clock."),
+    "cert_untrusted": N_(
+        "The server's TLS certificate is not signed by a trusted CA (self-signed or unknown "
+        "issuer). Install a publicly trusted certificate or point ca_file at the CA."),
+    "hostname_mismatch": N_(
+        "The TLS certificate is not valid for {host}. Connect using a name the certificate lists, "
+        "or reissue the certificate with this name."),
+    "handshake_failed": N_(
+        "The TLS handshake failed. Check that this port speaks TLS as configured "
+        "(security = \"tls\" for implicit TLS, \"starttls\" otherwise) and that the server "
+        "allows TLS 1.2 or newer."),
+    "starttls_unavailable": N_(
+        "The server did not offer STARTTLS, so the password would go in clear text. Enable "
+        "STARTTLS on the server or use the implicit-TLS port."),
+    "tls_required": N_(
+        "The server refuses to log in without TLS. Set security = \"starttls\" or \"tls\" for this "
+        "endpoint."),
+    "invalid_credentials": N_(
+        "The server rejected the username or password. Check whether the password was changed, and"
+        " that the username is the full address if the provider expects it."),
+    "app_password_required": N_(
+        "The provider requires an app password (or OAuth2) for mail programs. Create an app "
+        "password in the account's security settings and use it here, or configure oauth2."),
+    "basic_auth_disabled": N_(
+        "The provider has disabled password (basic) authentication for this protocol. Use oauth2, "
+        "or ask the tenant admin to re-enable SMTP AUTH / basic auth for this mailbox."),
+    "web_login_required": N_(
+        "The provider wants a sign-in through a web browser first (security check). Log in to "
+        "webmail once from this network, confirm the prompt, then retry."),
+    "account_locked": N_(
+        "The account is locked or throttled after too many failed logins. Wait, unlock it at the "
+        "provider, and fix the password before the next attempts."),
+    "mechanism_unsupported": N_(
+        "The server and mailcanary share no authentication mechanism. Check which AUTH mechanisms "
+        "the server offers (the transcript shows them)."),
+    "oauth_token_error": N_(
+        "The OAuth2 token endpoint refused to issue a token (see detail). Re-authorize the account"
+        " (mailcanary oauth2 authorize) or fix the client id/secret."),
+    "protocol_disabled": N_(
+        "{proto_upper} access is disabled for this account. Enable it in the mailbox settings (or "
+        "the tenant's admin center) and retry."),
+    "recipient_rejected": N_(
+        "The server refused the recipient address. Check that the receiving mailbox exists and "
+        "accepts mail."),
+    "sender_rejected": N_(
+        "The server refused the sender address. The account may not be allowed to send as this "
+        "address."),
+    "relay_denied": N_(
+        "The server refused to relay to this recipient. Authenticate before sending (submission "
+        "port with AUTH) or allow relaying for this account."),
+    "policy_rejected": N_(
+        "The message was refused by a policy (blocklist, SPF/DKIM/DMARC or content rule). The "
+        "detail names the rule; fix the sender's DNS records or reputation."),
+    "message_rejected": N_(
+        "The server refused the message itself. The detail says why (size, content or format)."),
+    "mailbox_full": N_(
+        "The mailbox is over its quota. Free space or raise the quota."),
+    "sending_limit": N_(
+        "The account hit its sending limit. Lower the canary rate or raise the account's limit."),
+    "rate_limited": N_(
+        "The server is throttling this client. Probe less often or ask the provider to raise the "
+        "limit."),
+    "too_many_connections": N_(
+        "The server refuses more simultaneous connections from this account or IP. Close other "
+        "clients' idle sessions or raise the server's connection limit."),
+    "unavailable": N_(
+        "The server says it is temporarily unavailable. If this lasts, check the server's health "
+        "and logs."),
+    "server_error": N_(
+        "The server reported an internal error. Check the server's logs."),
+    "protocol_error": N_(
+        "The server's reply did not follow the protocol (see detail). Check that the port really "
+        "speaks {proto_upper}."),
+    "config_error": N_(
+        "mailcanary's configuration cannot be used as it is (see detail). Fix it and run "
+        "`mailcanary validate`."),
+    "internal_error": N_(
+        "This is a bug in mailcanary, not a problem of the server or the account. The daemon's log"
+        " has the traceback (level error); please report it with that log line."),
+    "spam_folder": N_(
+        "The canary was delivered to the Junk/Spam folder. Check the SPF, DKIM and DMARC results "
+        "and the sender's reputation."),
+    "lost": N_(
+        "The canary was accepted by the sending server but not seen by the deadline. Check the "
+        "mail queue and logs of the servers in between."),
+    "delayed": N_(
+        "The canary arrived, but later than the route's SLO. Check queues and greylisting between "
+        "the servers."),
+    "trigger_failed": N_(
+        "The app's test endpoint (the inbound watch's trigger) failed, so no mail was sent (see "
+        "detail). Check that the app is up, the URL and method, and the bearer token."),
 }
 
 
 # The token endpoint's error code decides what a person must do about oauth_token_error.
 OAUTH_HINTS: dict[str, str] = {
-    "invalid_grant": "The refresh token was revoked or has expired (password change, consent "
-    "withdrawn, unused for months, or Google's 7-day limit for apps in testing). Get a new one "
-    "with `mailcanary oauth2 authorize --account {account}`.",
-    "consent_required": "The user or tenant admin has not consented to the app's mail "
-    "permissions. Grant admin consent for the app in Entra ID (API permissions), or run "
-    "`mailcanary oauth2 authorize --account {account}` and accept the prompt.",
-    "invalid_client": "The token endpoint does not accept the client id or secret. Check "
-    "client_id, and put the app's current client secret into the secret file (secrets expire: "
-    "create a new one in the app registration).",
-    "unauthorized_client": "This app may not use this grant. In the app registration allow it "
-    "(Microsoft: 'Allow public client flows' for device code; application permissions "
-    "IMAP.AccessAsApp / SMTP.SendAsApp with admin consent for client_credentials).",
-    "invalid_scope": "The requested scope is not valid for this app. Check oauth2.scope; "
-    "Microsoft client_credentials needs https://outlook.office365.com/.default and the "
-    "permissions granted with admin consent.",
-    "access_denied": "The authorization server denied access. Grant the app the mailbox "
-    "permission (admin consent), then run `mailcanary oauth2 authorize --account {account}`.",
-    "network": "The OAuth2 token endpoint cannot be reached. Check token_url, DNS, firewall "
-    "and proxy settings of this machine, and ca_file if the endpoint uses a private CA.",
-    "bad_reply": "The token endpoint's reply is not an OAuth2 token response. Check that "
-    "token_url is the provider's token endpoint (not its authorization page).",
-    "missing_refresh_token": "There is no refresh token yet. Run `mailcanary oauth2 authorize "
-    "--account {account}` once to sign in and store it.",
+    "invalid_grant": N_(
+        "The refresh token was revoked or has expired (password change, consent withdrawn, unused "
+        "for months, or Google's 7-day limit for apps in testing). Get a new one with `mailcanary "
+        "oauth2 authorize --account {account}`."),
+    "consent_required": N_(
+        "The user or tenant admin has not consented to the app's mail permissions. Grant admin "
+        "consent for the app in Entra ID (API permissions), or run `mailcanary oauth2 authorize "
+        "--account {account}` and accept the prompt."),
+    "invalid_client": N_(
+        "The token endpoint does not accept the client id or secret. Check client_id, and put the "
+        "app's current client secret into the secret file (secrets expire: create a new one in the"
+        " app registration)."),
+    "unauthorized_client": N_(
+        "This app may not use this grant. In the app registration allow it (Microsoft: 'Allow "
+        "public client flows' for device code; application permissions IMAP.AccessAsApp / "
+        "SMTP.SendAsApp with admin consent for client_credentials)."),
+    "invalid_scope": N_(
+        "The requested scope is not valid for this app. Check oauth2.scope; Microsoft "
+        "client_credentials needs https://outlook.office365.com/.default and the permissions "
+        "granted with admin consent."),
+    "access_denied": N_(
+        "The authorization server denied access. Grant the app the mailbox permission (admin "
+        "consent), then run `mailcanary oauth2 authorize --account {account}`."),
+    "network": N_(
+        "The OAuth2 token endpoint cannot be reached. Check token_url, DNS, firewall and proxy "
+        "settings of this machine, and ca_file if the endpoint uses a private CA."),
+    "bad_reply": N_(
+        "The token endpoint's reply is not an OAuth2 token response. Check that token_url is the "
+        "provider's token endpoint (not its authorization page)."),
+    "missing_refresh_token": N_(
+        "There is no refresh token yet. Run `mailcanary oauth2 authorize --account {account}` once"
+        " to sign in and store it."),
 }
 
-SLOW_ENDPOINT_HINT = (
+SLOW_ENDPOINT_HINT = N_(
     "The OAuth2 token endpoint did not answer within the account's timeout. Check that this "
     "machine reaches token_url (proxy, firewall) and the provider's status page."
 )
 
-BEARER_REJECTED_HINT = ("The mail server refused the access token the token endpoint issued "
-                        "(the detail has its status). Check that oauth2.scope covers IMAP/SMTP, "
-                        "that username is the mailbox the token belongs to, and for app-only "
-                        "(client_credentials) access that the app was granted this mailbox.")
+BEARER_REJECTED_HINT = N_(
+    "The mail server refused the access token the token endpoint issued (the detail has its "
+    "status). Check that oauth2.scope covers IMAP/SMTP, that username is the mailbox the token "
+    "belongs to, and for app-only (client_credentials) access that the app was granted this "
+    "mailbox."
+)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 
+from mailcanary.i18n import N_, Text
+
 _METHODS = ("spf", "dkim", "dmarc", "arc")
 _GOOD = {"pass", "bestguesspass"}
 _RESULT = re.compile(
@@ -27,16 +29,17 @@ _RSPAMD_TOTAL = re.compile(r"\[\s*(-?[\d.]+)\s*/\s*(-?[\d.]+)\s*\]")
 TOP_RULES = 6
 
 _SFV = {
-    "SPM": "its filter judged it spam (SFV:SPM)",
-    "BLK": "the recipient has the sender on their Blocked Senders list (SFV:BLK)",
-    "SKS": "a mail flow rule marked it as spam before filtering (SFV:SKS)",
-    "SKB": "the sender or domain is on the tenant's block list (SFV:SKB)",
-    "SKA": "the sender is on an allow list (SFV:SKA)",
-    "NSPM": "its filter judged it not spam (SFV:NSPM)",
+    "SPM": N_("its filter judged it spam (SFV:SPM)"),
+    "BLK": N_("the recipient has the sender on their Blocked Senders list (SFV:BLK)"),
+    "SKS": N_("a mail flow rule marked it as spam before filtering (SFV:SKS)"),
+    "SKB": N_("the sender or domain is on the tenant's block list (SFV:SKB)"),
+    "SKA": N_("the sender is on an allow list (SFV:SKA)"),
+    "NSPM": N_("its filter judged it not spam (SFV:NSPM)"),
 }
 _CAT = {
-    "PHSH": "phishing", "HPHSH": "high-confidence phishing", "SPOOF": "spoofing",
-    "BULK": "bulk mail", "SPM": "spam", "HSPM": "high-confidence spam", "MALW": "malware",
+    "PHSH": N_("phishing"), "HPHSH": N_("high-confidence phishing"), "SPOOF": N_("spoofing"),
+    "BULK": N_("bulk mail"), "SPM": N_("spam"), "HSPM": N_("high-confidence spam"),
+    "MALW": N_("malware"),
 }
 
 
@@ -45,7 +48,7 @@ class SpamExplanation:
     """What the receiving side said (`signals`) and what to do about it (`hint`)."""
 
     signals: list[str] = field(default_factory=list)
-    hint: str = ""
+    hint: str = ""  # a Text while in memory; English once read back from JSON
 
     def detail(self) -> str:
         if not self.signals:
@@ -70,23 +73,30 @@ def _auth_results(values: Sequence[str]) -> list[tuple[str, str, dict[str, str]]
     return out
 
 
-def _auth_hint(method: str, result: str, props: dict[str, str]) -> str:
+def _auth_hint(method: str, result: str, props: dict[str, str]) -> Text:
     if method == "dkim":
-        domain = props.get("header.d") or props.get("header.i", "").lstrip("@") or "the sender"
+        domain: str = (props.get("header.d") or props.get("header.i", "").lstrip("@")
+                       or Text("the sender"))
         if result == "none":
-            return "The message carries no DKIM signature: sign it with the sending domain's key."
+            return Text("The message carries no DKIM signature: sign it with the sending "
+                        "domain's key.")
         selector = props.get("header.s")
-        record = f"{selector}._domainkey.{domain}" if selector else f"the record of {domain}"
-        return f"DKIM {result} for {domain}: check the selector's DNS record ({record}) and " \
-               "that nothing rewrites the message after signing."
+        record = (f"{selector}._domainkey.{domain}" if selector
+                  else Text("the record of {domain}", domain=domain))
+        return Text("DKIM {result} for {domain}: check the selector's DNS record ({record}) and "
+                    "that nothing rewrites the message after signing.",
+                    result=result, domain=domain, record=record)
     if method == "spf":
-        domain = props.get("smtp.mailfrom", "the envelope sender").rpartition("@")[2]
-        return f"SPF {result} for {domain}: add the sending servers (your ESP) to its SPF record."
+        sender = props.get("smtp.mailfrom")
+        return Text("SPF {result} for {domain}: add the sending servers (your ESP) to its SPF "
+                    "record.", result=result,
+                    domain=sender.rpartition("@")[2] if sender else Text("the envelope sender"))
     if method == "dmarc":
-        domain = props.get("header.from", "the From domain")
-        return f"DMARC {result} for {domain}: the From domain must align with a passing DKIM " \
-               "signature or SPF domain; sign with d= the From domain."
-    return f"ARC {result}: a forwarder in between broke the chain; check that hop."
+        return Text("DMARC {result} for {domain}: the From domain must align with a passing "
+                    "DKIM signature or SPF domain; sign with d= the From domain.", result=result,
+                    domain=props.get("header.from") or Text("the From domain"))
+    return Text("ARC {result}: a forwarder in between broke the chain; check that hop.",
+                result=result)
 
 
 def _auth(headers: Message, signals: list[str], hints: list[str]) -> None:
@@ -116,8 +126,8 @@ def _spamassassin(headers: Message, signals: list[str], hints: list[str]) -> Non
         said += f", rules {', '.join(tests[:TOP_RULES])}"
     signals.append(said)
     if verdict.lower().startswith("yes") and tests:
-        hints.append(f"SpamAssassin's rules {', '.join(tests[:3])} scored it as spam: "
-                     "look each rule up and change what triggers it.")
+        hints.append(Text("SpamAssassin's rules {rules} scored it as spam: look each rule up "
+                          "and change what triggers it.", rules=", ".join(tests[:3])))
 
 
 def _rspamd(headers: Message, signals: list[str], hints: list[str]) -> None:
@@ -141,8 +151,8 @@ def _rspamd(headers: Message, signals: list[str], hints: list[str]) -> None:
         said += f", symbols {', '.join(positive)}"
     signals.append(said)
     if positive:
-        hints.append(f"Rspamd's symbols {', '.join(positive[:3])} weighed most: "
-                     "change what triggers them.")
+        hints.append(Text("Rspamd's symbols {symbols} weighed most: change what triggers "
+                          "them.", symbols=", ".join(positive[:3])))
 
 
 def _microsoft_fields(value: object) -> dict[str, str]:
@@ -162,20 +172,22 @@ def _microsoft(headers: Message, signals: list[str], hints: list[str]) -> None:
         signals.append("Microsoft " + (" ".join(parts) or "antispam report"))
         sfv, cat = fields.get("SFV", "").upper(), fields.get("CAT", "").upper()
         if sfv in ("BLK", "SKS", "SKB"):
-            hints.append(f"Microsoft says {_SFV[sfv]}: that is the recipient's or tenant's "
-                         "setting, not the content.")
+            hints.append(Text("Microsoft says {verdict}: that is the recipient's or tenant's "
+                              "setting, not the content.", verdict=Text(_SFV[sfv])))
         elif cat in _CAT and cat != "SPM":
-            hints.append(f"Microsoft classified it as {_CAT[cat]} (CAT:{cat}).")
+            hints.append(Text("Microsoft classified it as {category} (CAT:{cat}).",
+                              category=Text(_CAT[cat]), cat=cat))
         elif fields.get("SCL", "").lstrip("-").isdigit() and int(fields["SCL"]) >= 5:
-            hints.append(f"Microsoft's filter gave spam confidence level {fields['SCL']} "
-                         "(5 and up goes to Junk): check authentication and sender reputation.")
+            hints.append(Text("Microsoft's filter gave spam confidence level {scl} (5 and up "
+                              "goes to Junk): check authentication and sender reputation.",
+                              scl=fields["SCL"]))
     delivery = headers.get("X-Microsoft-Antispam-Mailbox-Delivery")
     if delivery is not None:
         fields = _microsoft_fields(delivery)
         parts = [f"{k.lower()}:{fields[k]}" for k in ("DEST", "RF", "UCF", "JMR") if k in fields]
         signals.append("Microsoft mailbox delivery " + " ".join(parts))
         if fields.get("RF", "").lower() == "junkemail" and fields.get("UCF") == "1":
-            hints.append("The recipient's own Junk rules moved it (ucf:1).")
+            hints.append(Text("The recipient's own Junk rules moved it (ucf:1)."))
 
 
 def explain_spam(headers: Message) -> SpamExplanation:
@@ -185,9 +197,10 @@ def explain_spam(headers: Message) -> SpamExplanation:
     for read in (_auth, _spamassassin, _rspamd, _microsoft):
         read(headers, signals, hints)
     if not hints:
-        hints.append("The receiving side gave no specific reason: check SPF, DKIM and DMARC "
-                     "of the sending domain and its reputation (blocklists, complaint rate).")
-    return SpamExplanation(signals, " ".join(dict.fromkeys(hints[:3])))
+        hints.append(Text("The receiving side gave no specific reason: check SPF, DKIM and "
+                          "DMARC of the sending domain and its reputation (blocklists, "
+                          "complaint rate)."))
+    return SpamExplanation(signals, Text.sentences(list(dict.fromkeys(hints[:3]))))
 
 
 def as_json(explanation: SpamExplanation) -> dict[str, object]:
@@ -198,6 +211,8 @@ def from_json(value: object) -> SpamExplanation | None:
     if not isinstance(value, dict):
         return None
     signals = value.get("signals")
+    hint = value.get("hint", "")
     return SpamExplanation(
-        [str(s) for s in signals] if isinstance(signals, list) else [], str(value.get("hint", ""))
+        [str(s) for s in signals] if isinstance(signals, list) else [],
+        hint if isinstance(hint, Text) else str(hint),  # in memory it is still translatable
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mailcanary.diagnosis.hints import HINTS
 from mailcanary.diagnosis.providers import provider_hint
+from mailcanary.i18n import N_, Text
 
 
 @dataclass(frozen=True)
@@ -13,7 +14,7 @@ class Failure:
     cls: str
     reason: str
     detail: str
-    hint: str
+    hint: str  # a Text: rendered in the reader's language where it is shown
 
 
 TAXONOMY: dict[str, tuple[str, ...]] = {
@@ -89,11 +90,11 @@ def failure(
     reason: str, detail: str, where: Where | None = None, phase: str | None = None
 ) -> Failure:
     where = where or Where()
-    hint = HINTS[reason].format(
-        host=where.host,
+    hint = provider_hint(where.provider, reason, where.protocol) or Text(
+        HINTS[reason],
+        host=Text(N_("the server")) if where.host == Where.host else where.host,
         port=where.port,
-        phase=phase or "the probe",
+        phase=phase or Text(N_("the probe")),
         proto_upper=where.protocol.upper(),
     )
-    hint = provider_hint(where.provider, reason, where.protocol) or hint
     return Failure(CLASS_OF[reason], reason, detail, hint)

@@ -15,7 +15,7 @@ import logging
 import apprise
 
 from mailcanary.daemon.alerts.state import AlertEvent
-from mailcanary.daemon.alerts.texts import SinkError, readable, summary
+from mailcanary.daemon.alerts.texts import Language, SinkError, english, readable, summary
 
 _quiet = logging.getLogger("apprise")
 _quiet.propagate = False
@@ -29,7 +29,8 @@ def _scheme(url: str) -> str:
 class AppriseSink:
     """One Apprise plugin per URL, so a failure names which one (by position)."""
 
-    def __init__(self, urls: list[str]) -> None:
+    def __init__(self, urls: list[str], language: Language = english) -> None:
+        self.language = language  # the daemon's, asked at each send
         asset = apprise.AppriseAsset(app_id="mailcanary", app_desc="mailcanary alerts")
         self.plugins: list[tuple[int, str, apprise.NotifyBase | None]] = [
             (n, _scheme(url), apprise.Apprise.instantiate(url, asset=asset))
@@ -41,8 +42,9 @@ class AppriseSink:
         self.delivered: set[int] = set()
 
     async def send(self, event: AlertEvent) -> None:
-        title = summary(event)
-        body = readable(event)
+        tr = self.language()
+        title = summary(event, tr)
+        body = readable(event, tr)
         kind = apprise.NotifyType.FAILURE if event.status == "firing" else (
             apprise.NotifyType.SUCCESS)
         if event is not self.current:

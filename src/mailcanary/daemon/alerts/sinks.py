@@ -14,7 +14,8 @@ from mailcanary import __version__
 from mailcanary.config import AlertConfig, Config
 from mailcanary.daemon.alerts.severity import severity
 from mailcanary.daemon.alerts.state import AlertEvent, rfc3339
-from mailcanary.daemon.alerts.texts import SinkError, readable, summary
+from mailcanary.daemon.alerts.texts import Language, SinkError, english, readable, summary
+from mailcanary.i18n import Translator, translator
 
 __all__ = ["EmailSink", "Sink", "SinkError", "make_sink", "readable", "summary"]
 from mailcanary.protocols.httpbody import capped_request
@@ -34,8 +35,9 @@ class Sink(Protocol):
 
 
 class _HttpSink:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, language: Language = english) -> None:
         self.url = url
+        self.language = language
         self.client = httpx.AsyncClient(timeout=HTTP_TIMEOUT, headers=_HEADERS)
 
     async def _post(self, url: str, body: Any) -> None:
@@ -53,12 +55,12 @@ class _HttpSink:
 
 class WebhookSink(_HttpSink):
     async def send(self, event: AlertEvent) -> None:
-        await self._post(self.url, event.payload())
+        await self._post(self.url, {**event.payload(), "hint": self.language().text(event.hint)})
 
 
 class SlackSink(_HttpSink):
     async def send(self, event: AlertEvent) -> None:
-        await self._post(self.url, {"text": readable(event)})
+        await self._post(self.url, {"text": readable(event, self.language())})
 
 
 class AlertmanagerSink(_HttpSink):
@@ -78,8 +80,8 @@ class AlertmanagerSink(_HttpSink):
         alert = {
             "labels": labels,
             "annotations": {
-                "summary": summary(event),
-                "hint": event.hint,
+                "summary": summary(event, self.language()),
+                "hint": self.language().text(event.hint),
                 "detail": event.detail,
                 **({"reason": event.reason, "count": str(event.count),
                     "targets": ", ".join(event.targets)} if event.scope == "server" else {}),
@@ -106,11 +108,12 @@ class EmailSink:
         message = EmailMessage()
         message["From"] = account.address
         message["To"] = ", ".join(self.to)
-        message["Subject"] = summary(event)
+        tr = translator(config.daemon.language)
+        message["Subject"] = summary(event, tr)
         message["Date"] = email.utils.formatdate(localtime=False)
         message["Message-ID"] = email.utils.make_msgid(domain=account.address.split("@")[1])
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content(readable(event) + "\n")
+        message.set_content(readable(event, tr) + "\n")
         # A runtime of its own: the daemon's `helo_name`, no probe's connection slot.
         runtime = Runtime(helo_name=config.daemon.helo_name)
         ctx = ProbeContext(probe="alert", target=account.name, runtime=runtime)
@@ -132,15 +135,18 @@ class EmailSink:
 
 
 def make_sink(sink: AlertConfig, config: Callable[[], Config]) -> Sink:
+    def language() -> Translator:
+        return translator(config().daemon.language)
+
     if sink.kind == "email":
         return EmailSink(sink, config)
     if sink.kind == "apprise":
         from mailcanary.daemon.alerts.notify import AppriseSink  # noqa: PLC0415  (heavy)
 
-        return AppriseSink(sink.apprise_urls())
+        return AppriseSink(sink.apprise_urls(), language)
     assert sink.url is not None
     if sink.kind == "slack":
-        return SlackSink(sink.url)
+        return SlackSink(sink.url, language)
     if sink.kind == "alertmanager":
-        return AlertmanagerSink(sink.url)
-    return WebhookSink(sink.url)
+        return AlertmanagerSink(sink.url, language)
+    return WebhookSink(sink.url, language)

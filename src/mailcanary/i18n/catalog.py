@@ -1,0 +1,90 @@
+"""Translators: one per language, reading the gettext catalog shipped beside the code.
+
+The catalogs are `.po` files in ``mailcanary/locale/<lang>/LC_MESSAGES/mailcanary.po``
+(package data), read with Babel once per process and language. English is the source
+language: its "catalog" is the msgids themselves. A catalog that is missing or unreadable
+means English with one warning, never a traceback; so does a translation whose placeholders
+do not fit (tests keep both from shipping).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import structlog
+
+from mailcanary.i18n.language import DEFAULT, from_environment, normalize
+from mailcanary.i18n.text import Text
+
+DOMAIN = "mailcanary"
+log = structlog.get_logger("mailcanary.i18n")
+
+
+class Translator:
+    """Everything a person reads, in one language: ``tr("Target")``, ``tr.text(hint)``."""
+
+    def __init__(self, language: str, messages: Mapping[str, str]) -> None:
+        self.language = language
+        self._messages = dict(messages)
+
+    def gettext(self, msgid: str) -> str:
+        return self._messages.get(msgid) or msgid
+
+    def __call__(self, msgid: str, /, **params: Any) -> str:
+        """The translation of `msgid` with `params` filled in (Text params translated too)."""
+        rendered = {k: self.text(v) if isinstance(v, str) else v for k, v in params.items()}
+        try:
+            return self.gettext(msgid).format(**rendered)
+        except (KeyError, IndexError, ValueError):
+            log.warning("translation_unusable", language=self.language, msgid=msgid)
+            return msgid.format(**rendered)
+
+    def text(self, value: str) -> str:
+        """A `Text` in this language; any other string (server words, a name) as it is."""
+        if not isinstance(value, Text) or self.language == DEFAULT:
+            return str(value)
+        return self.join([self(msgid, **dict(params)) for msgid, params in value.parts])
+
+    def join(self, sentences: Sequence[str]) -> str:
+        """Sentences as one paragraph: Japanese puts nothing between them, English a space."""
+        return ("" if self.language == "ja" else " ").join(s for s in sentences if s)
+
+
+def translator(language: str | None = None) -> Translator:
+    """The translator for a language code ("ja", "ja_JP.UTF-8", "en"); None means the
+    environment's (LC_ALL, LC_MESSAGES, LANG); anything unknown means English."""
+    return _translator(normalize(language) if language is not None else from_environment())
+
+
+@functools.cache
+def _translator(code: str) -> Translator:
+    if code == DEFAULT:
+        return Translator(DEFAULT, {})
+    try:
+        return Translator(code, load_messages(code))
+    except Exception as exc:  # a broken install must not stop a probe's report
+        log.warning("catalog_unreadable", language=code, error=f"{type(exc).__name__}: {exc}")
+        return Translator(DEFAULT, {})
+
+
+def catalog_bytes(language: str) -> bytes:
+    path = resources.files("mailcanary").joinpath(
+        "locale", language, "LC_MESSAGES", f"{DOMAIN}.po"
+    )
+    return path.read_bytes()
+
+
+def load_messages(language: str) -> dict[str, str]:
+    """msgid -> translation from the language's .po (fuzzy and empty entries skipped)."""
+    from babel.messages.pofile import read_po  # noqa: PLC0415 (only when not English)
+
+    catalog = read_po(io.BytesIO(catalog_bytes(language)), locale=language, domain=DOMAIN)
+    return {
+        str(m.id): str(m.string)
+        for m in catalog
+        if m.id and isinstance(m.id, str) and m.string and not m.fuzzy
+    }
