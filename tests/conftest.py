@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+from mailcanary.i18n import from_environment
 from mailcanary.testbed import MailTestBed, ensure_installed
 from mailcanary.testbed.standard_ports import StandardPortsBed
+
+# The tests read English unless they choose a language: a developer's LANG=ja_JP.UTF-8 must
+# not change what `check` or the daemon print (tests/test_i18n*.py set the language they test).
+if from_environment() != "en":
+    os.environ["LC_ALL"] = "C.UTF-8"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,221 @@
+"""The Japanese catalog: complete for every reason and every sentence marked in the code,
+placeholders that fit, the polite style; and the translator's behaviour (fallbacks, Text).
+
+A new reason in the taxonomy (dns_policy/*, reputation/*, ...) fails here until it has an
+English hint in diagnosis/hints.py and its Japanese translation in the catalog.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import string
+from collections.abc import Iterator
+from email.message import Message
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from mailcanary import i18n
+from mailcanary.diagnosis import TAXONOMY, Where, failure
+from mailcanary.diagnosis.classify import oauth_failure
+from mailcanary.diagnosis.doctor import Candidate, suggestion_hint
+from mailcanary.diagnosis.errors import OAuthTokenError
+from mailcanary.diagnosis.hints import HINTS, OAUTH_HINTS
+from mailcanary.diagnosis.providers import PROVIDER_HINTS
+from mailcanary.diagnosis.spam import explain_spam
+from mailcanary.i18n import catalog
+from mailcanary.i18n.text import Text
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "mailcanary"
+PO = PACKAGE / "locale" / "ja" / "LC_MESSAGES" / "mailcanary.po"
+KEYWORDS = {"N_": None, "Text": None, "tr": None, "_": None}
+
+
+def ja_entries() -> dict[str, tuple[str, bool]]:
+    """msgid -> (Japanese, fuzzy) straight from the .po file in the repository."""
+    cat = read_po(BytesIO(PO.read_bytes()))
+    return {str(m.id): (str(m.string or ""), m.fuzzy) for m in cat if m.id}
+
+
+def fields(template: str) -> list[str]:
+    return sorted(name for _, name, _, _ in string.Formatter().parse(template) if name)
+
+
+def marked_in_source() -> Iterator[tuple[str, str]]:
+    """(file:line, msgid) of every sentence the code marks for translation."""
+    for filename, line, message, _, _ in extract_from_dir(
+        str(PACKAGE), method_map=[("**.py", "python")], keywords=KEYWORDS
+    ):
+        if isinstance(message, str) and message:
+            yield f"{filename}:{line}", message
+
+
+def test_every_reason_has_a_japanese_hint() -> None:
+    entries = ja_entries()
+    missing = []
+    for cls, reasons in TAXONOMY.items():
+        for reason in reasons:
+            if reason == "ok":
+                continue
+            english = HINTS.get(reason)
+            if not english:
+                missing.append(f"{cls}/{reason}: no English hint in diagnosis/hints.py")
+                continue
+            japanese, fuzzy = entries.get(english, ("", False))
+            if not japanese or fuzzy or japanese == english:
+                missing.append(f"{cls}/{reason}: no Japanese hint in {PO.name}")
+    assert not missing, "\n".join(missing)
+
+
+def test_every_marked_sentence_is_translated() -> None:
+    entries = ja_entries()
+    untranslated = sorted(
+        f"{where}: {msgid!r}"
+        for where, msgid in marked_in_source()
+        if not entries.get(msgid, ("", False))[0] or entries[msgid][1]
+    )
+    assert not untranslated, "run ./scripts/i18n.sh and translate:\n" + "\n".join(untranslated)
+    assert len(entries) >= len(HINTS) + len(OAUTH_HINTS)
+
+
+def test_placeholders_are_the_same_in_both_languages() -> None:
+    wrong = []
+    for msgid, (japanese, _) in ja_entries().items():
+        if not japanese:
+            continue
+        if fields(msgid) != fields(japanese):
+            wrong.append(f"{msgid!r}: {fields(msgid)} != {fields(japanese)}")
+            continue
+        values = dict.fromkeys(fields(msgid), "X")
+        try:
+            japanese.format(**values)
+        except (ValueError, KeyError, IndexError) as exc:  # a stray "{" or "}"
+            wrong.append(f"{japanese!r}: {exc}")
+    assert not wrong, "\n".join(wrong)
+
+
+_POLITE_END = re.compile(r"(です|ます|ました|ません|でした|ください|\})$")
+
+
+def test_japanese_sentences_are_polite() -> None:
+    """です・ます: every sentence ends politely (a clause in parentheses aside)."""
+    plain = []
+    for msgid, (japanese, _) in ja_entries().items():
+        if not msgid.endswith(".") or not japanese:
+            continue
+        assert japanese.endswith("。"), japanese
+        text = japanese
+        while (shorter := re.sub(r"（[^（）]*）", "", text)) != text:
+            text = shorter  # asides in parentheses may be phrases
+        plain.extend(s for s in text.split("。")[:-1] if not _POLITE_END.search(s.strip()))
+    assert not plain, "\n".join(plain)
+
+
+def test_japanese_hints_read_as_a_japanese_user_expects() -> None:
+    ja = i18n.translator("ja")
+    wrong_password = failure("invalid_credentials", "", Where("imap.example.jp", 993))
+    assert "パスワードが変更された可能性があります。" in ja.text(wrong_password.hint)
+    login = {name: ja.text(PROVIDER_HINTS[name]["*"]) for name in PROVIDER_HINTS}
+    assert "ドコモメール" in login["docomo"] and "My docomo" in login["docomo"]
+    assert "ソフトバンク" in login["softbank"] and "My SoftBank" in login["softbank"]
+    assert "Yahoo!メール" in login["yahoo_jp"] and "IMAP/POP/SMTPアクセス" in login["yahoo_jp"]
+    assert "iCloud メール" in login["icloud"] and "App 用パスワード" in login["icloud"]
+    assert "Gmail" in login["gmail"] and "アプリ パスワード" in login["gmail"]
+    # The nested parts (the tenant's name, where the switch is) are Japanese too.
+    assert "2024 年 9 月 16 日以降" in login["outlook"]
+    assert "Microsoft 365 管理センター" in login["microsoft365"]
+
+
+def test_text_keeps_english_and_renders_japanese_with_its_values() -> None:
+    hint = failure("connection_refused", "", Where("mx.example.jp", 2525)).hint
+    assert isinstance(hint, Text)
+    assert hint.startswith("Nothing accepts connections on mx.example.jp:2525.")
+    assert i18n.translator("en").text(hint) == hint
+    japanese = i18n.translator("ja").text(hint)
+    assert japanese.startswith("mx.example.jp:2525 では接続を受け付けていません。")
+    # A Text survives pickling (state handed between processes) with its parts.
+    assert i18n.translator("ja").text(pickle.loads(pickle.dumps(hint))) == japanese
+    # Any other string (server words, a name) is shown as it is.
+    assert i18n.translator("ja").text("535 5.7.8 Error") == "535 5.7.8 Error"
+
+
+def test_values_inside_a_hint_are_translated_too() -> None:
+    ja = i18n.translator("ja")
+    nowhere = failure("timeout", "", None, None).hint  # no endpoint, no phase known
+    assert ja.text(nowhere) == ja.gettext(HINTS["timeout"]).format(
+        phase="確認中", host="サーバー", port="?")
+    suggestion = suggestion_hint("imap", "mail.example.jp", Candidate(993, "tls"))
+    text = ja.text(suggestion)
+    assert "ポート 993 番の SSL/TLS で IMAP に応答しています" in text
+    assert 'imap = { host = "mail.example.jp", port = 993, security = "tls" }' in text
+    token = oauth_failure(OAuthTokenError("alice", "invalid_grant", "revoked")).hint
+    assert "`mailcanary oauth2 authorize --account alice`" in ja.text(token)
+    assert "リフレッシュトークン" in ja.text(token)
+
+
+def test_spam_hint_sentences_join_the_japanese_way() -> None:
+    headers = Message()
+    headers["Authentication-Results"] = (
+        "mx.example.jp; spf=fail smtp.mailfrom=a@shop.example; dkim=none"
+    )
+    hint = explain_spam(headers).hint
+    english, japanese = i18n.translator("en").text(hint), i18n.translator("ja").text(hint)
+    assert english == hint and ". The message carries" in english
+    assert "shop.example の SPF の判定結果は fail でした。" in japanese
+    assert "。メールに DKIM 署名がありません。" in japanese  # no space between sentences
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [("ja", "ja"), ("ja_JP.UTF-8", "ja"), ("ja-JP", "ja"), ("JA_jp.eucJP", "ja"),
+     ("en_US.UTF-8", "en"), ("C", "en"), ("C.UTF-8", "en"), ("POSIX", "en"),
+     ("fr_FR.UTF-8", "en"), ("", "en"), ("ja_JP@euro", "ja")],
+)
+def test_language_codes(value: str, code: str) -> None:
+    assert i18n.normalize(value) == code
+
+
+def test_environment_order_is_lc_all_lc_messages_lang() -> None:
+    env = {"LANG": "ja_JP.UTF-8"}
+    assert i18n.from_environment(env) == "ja"
+    assert i18n.from_environment({**env, "LC_MESSAGES": "C"}) == "en"
+    assert i18n.from_environment({**env, "LC_ALL": "en_US.UTF-8"}) == "en"
+    assert i18n.from_environment({"LANG": "C", "LC_ALL": "ja_JP.UTF-8"}) == "ja"
+    assert i18n.from_environment({"LANG": "C", "LC_ALL": ""}) == "en"  # empty means unset
+    assert i18n.from_environment({}) == "en"
+
+
+def test_unknown_language_and_missing_catalog_fall_back_to_english(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hint = failure("invalid_credentials", "").hint
+    assert i18n.translator("fr").language == "en"
+    assert i18n.translator("fr").text(hint) == hint
+
+    def missing(language: str) -> bytes:
+        raise FileNotFoundError(f"locale/{language}/LC_MESSAGES/mailcanary.po")
+
+    catalog._translator.cache_clear()
+    monkeypatch.setattr(catalog, "catalog_bytes", missing)
+    try:
+        broken = i18n.translator("ja")
+        assert broken.language == "en" and broken.text(hint) == hint
+    finally:
+        catalog._translator.cache_clear()
+
+
+def test_a_translation_whose_placeholders_do_not_fit_shows_english() -> None:
+    tr = i18n.Translator("ja", {"On {host}.": "{hots} で。"})
+    assert tr.text(Text("On {host}.", host="mx")) == "On mx."
+
+
+def test_catalog_ships_as_source_not_binary() -> None:
+    """The .po is the source, read at run time; no compiled .mo sits in the repository."""
+    assert PO.is_file()
+    assert not list(PACKAGE.rglob("*.mo"))
+    assert catalog.catalog_bytes("ja") == PO.read_bytes()
