@@ -104,7 +104,7 @@ _POLITE_END = re.compile(r"(です|ます|ました|ません|でした|くだ�
 
 def test_japanese_sentences_are_polite() -> None:
     """です・ます: every sentence ends politely (a clause in parentheses aside)."""
-    plain = []
+    plain: list[str] = []
     for msgid, (japanese, _) in ja_entries().items():
         if not msgid.endswith(".") or not japanese:
             continue

@@ -72,13 +72,20 @@ def password_file(tmp: Path, password: str = PASSWORD, name: str = "pw") -> Path
 
 
 async def cli(
-    *args: str, limit: float = 60, prefix: tuple[str, ...] = ()
+    *args: str, limit: float = 60, prefix: tuple[str, ...] = (),
+    env_update: dict[str, str | None] | None = None,
 ) -> tuple[int, str, str]:
     """Run `python -m mailcanary ARGS` without blocking the loop the fake servers live on.
 
-    `prefix` runs it under another command, e.g. ("unshare", "-n") for an empty network.
+    `prefix` runs it under another command, e.g. ("unshare", "-n") for an empty network;
+    `env_update` sets (or, with None, removes) environment variables for it.
     """
     env = dict(os.environ)
+    for name, value in (env_update or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     src = SRC
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     proc = await asyncio.create_subprocess_exec(

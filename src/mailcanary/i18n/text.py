@@ -64,3 +64,36 @@ def _rebuild(value: str, parts: tuple[tuple[str, tuple[tuple[str, Any], ...]], .
     out = str.__new__(Text, value)
     out.parts = parts
     return out
+
+
+def to_json(value: str) -> list[Any] | None:
+    """A Text's parts as JSON (for state files), so it is still translatable after a
+    restart; None for a plain string."""
+    if not isinstance(value, Text):
+        return None
+    return [[msgid, {k: _param_json(v) for k, v in params}] for msgid, params in value.parts]
+
+
+def _param_json(value: Any) -> Any:
+    return {"text": to_json(value), "value": str(value)} if isinstance(value, Text) else value
+
+
+def from_json(data: Any, english: str) -> str:
+    """The Text `to_json` saved, with its English value; `english` alone when `data` is
+    missing or not of that shape (an older or edited state file)."""
+    try:
+        parts = tuple(
+            (str(msgid), tuple(sorted((str(k), _param_from(v)) for k, v in params.items())))
+            for msgid, params in data
+        )
+    except (TypeError, ValueError, AttributeError):
+        return english
+    return _rebuild(english, parts) if parts else english
+
+
+def _param_from(value: Any) -> Any:
+    if isinstance(value, dict):
+        return from_json(value["text"], str(value["value"]))
+    if isinstance(value, str | int | float):
+        return value
+    raise ValueError(value)

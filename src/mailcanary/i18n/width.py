@@ -8,7 +8,7 @@ import textwrap
 import unicodedata
 
 # Characters that must not begin a line (Japanese line-breaking rules, kinsoku shori).
-_NO_LINE_START = set("、。，．・：；？！ー）」』】〕〉》’”ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮ")  # noqa: RUF001
+_NO_LINE_START = set("、。，．・：；？！ー）」』】〕〉》’”ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮ")
 _UNIT = re.compile(r"\s+|[\x21-\x7e]+|.", re.DOTALL)
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mailcanary.i18n import text
 from mailcanary.result import ProbeResult
 
 
@@ -139,7 +140,8 @@ class AlertTracker:
                 "since": streak.since, "firing": streak.firing, "last_sent": streak.last_sent,
                 "last": None if last is None else {
                     "class": last.cls, "reason": last.reason, "phase": last.phase,
-                    "hint": last.hint, "detail": last.detail, "finished_at": last.finished_at,
+                    "hint": last.hint, "hint_text": text.to_json(last.hint),
+                    "detail": last.detail, "finished_at": last.finished_at,
                 },
             })
         return out
@@ -153,7 +155,9 @@ class AlertTracker:
                 last=None if last is None else ProbeResult(
                     probe=str(row["probe"]), target=str(row["target"]), ok=False,
                     cls=str(last["class"]), reason=str(last["reason"]), phase=last["phase"],
-                    detail=str(last["detail"]), hint=str(last["hint"]), duration_seconds=0.0,
+                    detail=str(last["detail"]),
+                    hint=text.from_json(last.get("hint_text"), str(last["hint"])),
+                    duration_seconds=0.0,
                     phases={}, finished_at=float(last["finished_at"]),
                 ),
             )
