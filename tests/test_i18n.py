@@ -10,6 +10,7 @@ from __future__ import annotations
 import pickle
 import re
 import string
+import tomllib
 from collections.abc import Iterator
 from email.message import Message
 from io import BytesIO
@@ -219,3 +220,14 @@ def test_catalog_ships_as_source_not_binary() -> None:
     assert PO.is_file()
     assert not list(PACKAGE.rglob("*.mo"))
     assert catalog.catalog_bytes("ja") == PO.read_bytes()
+
+
+def test_package_data_ships_every_catalog() -> None:
+    """`pip install .` (not only the editable install) must carry every .po file."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["mailcanary"]
+    catalogs = [p.relative_to(PACKAGE) for p in (PACKAGE / "locale").rglob("*.po")]
+    assert catalogs
+    for path in catalogs:
+        assert any(path.match(pattern) for pattern in patterns), path
+    assert any(dep.lower().startswith("babel") for dep in config["project"]["dependencies"])
