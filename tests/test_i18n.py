@@ -17,7 +17,8 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from mailcanary import i18n
@@ -34,13 +35,23 @@ from mailcanary.i18n.text import Text
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "mailcanary"
 PO = PACKAGE / "locale" / "ja" / "LC_MESSAGES" / "mailcanary.po"
-KEYWORDS = {"N_": None, "Text": None, "tr": None, "_": None}
+# The keywords scripts/i18n.sh extracts with (Babel's defaults: _, gettext, ngettext, N_ ...).
+KEYWORDS = {**DEFAULT_KEYWORDS, "Text": None, "tr": None}
 
 
 def ja_entries() -> dict[str, tuple[str, bool]]:
     """msgid -> (Japanese, fuzzy) straight from the .po file in the repository."""
     cat = read_po(BytesIO(PO.read_bytes()))
-    return {str(m.id): (str(m.string or ""), m.fuzzy) for m in cat if m.id}
+    out = {}
+    for m in cat:
+        if not m.id:
+            continue
+        msgid, string = m.id, m.string
+        if isinstance(msgid, tuple | list):  # a plural: checked through its first forms
+            msgid = msgid[0]
+            string = string[0] if isinstance(string, tuple | list) and string else ""
+        out[str(msgid)] = (str(string or ""), m.fuzzy)
+    return out
 
 
 def fields(template: str) -> list[str]:
@@ -48,12 +59,16 @@ def fields(template: str) -> list[str]:
 
 
 def marked_in_source() -> Iterator[tuple[str, str]]:
-    """(file:line, msgid) of every sentence the code marks for translation."""
+    """(file:line, msgid) of every sentence the code (and any template babel.cfg maps)
+    marks for translation; a plural gives its singular."""
+    with (ROOT / "babel.cfg").open() as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)  # type: ignore[no-untyped-call]
     for filename, line, message, _, _ in extract_from_dir(
-        str(PACKAGE), method_map=[("**.py", "python")], keywords=KEYWORDS
+        str(ROOT), method_map=method_map, options_map=options_map, keywords=KEYWORDS
     ):
-        if isinstance(message, str) and message:
-            yield f"{filename}:{line}", message
+        msgid = message[0] if isinstance(message, tuple | list) else message
+        if isinstance(msgid, str) and msgid:
+            yield f"{filename}:{line}", msgid
 
 
 def test_every_reason_has_a_japanese_hint() -> None:
@@ -208,6 +223,16 @@ def test_unknown_language_and_missing_catalog_fall_back_to_english(
         assert broken.language == "en" and broken.text(hint) == hint
     finally:
         catalog._translator.cache_clear()
+
+
+def test_plural_forms_for_templates() -> None:
+    """ngettext as a template engine calls it: Japanese has one form, English two."""
+    ja = i18n.Translator("ja", {}, {"{n} target": ("対象 {n} 件",)}, "0")
+    assert ja.ngettext("{n} target", "{n} targets", 5) == "対象 {n} 件"
+    assert ja.ngettext("{n} probe", "{n} probes", 5) == "{n} probes"  # untranslated
+    en = i18n.translator("en")
+    assert [en.ngettext("{n} target", "{n} targets", n) for n in (1, 2)] == [
+        "{n} target", "{n} targets"]
 
 
 def test_a_translation_whose_placeholders_do_not_fit_shows_english() -> None:

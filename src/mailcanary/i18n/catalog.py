@@ -10,6 +10,7 @@ do not fit (tests keep both from shipping).
 from __future__ import annotations
 
 import functools
+import gettext
 import io
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -25,14 +26,32 @@ log = structlog.get_logger("mailcanary.i18n")
 
 
 class Translator:
-    """Everything a person reads, in one language: ``tr("Target")``, ``tr.text(hint)``."""
+    """Everything a person reads, in one language: ``tr("Target")``, ``tr.text(hint)``.
 
-    def __init__(self, language: str, messages: Mapping[str, str]) -> None:
+    `gettext` and `ngettext` have the standard signatures, so a template engine can use them
+    as they are (Jinja2: ``env.install_gettext_callables(tr.gettext, tr.ngettext,
+    newstyle=True)``).
+    """
+
+    def __init__(
+        self, language: str, messages: Mapping[str, str],
+        plurals: Mapping[str, Sequence[str]] | None = None, plural_forms: str = "(n != 1)",
+    ) -> None:
         self.language = language
         self._messages = dict(messages)
+        self._plurals = {k: tuple(v) for k, v in (plurals or {}).items()}
+        self._plural_index = gettext.c2py(plural_forms)
 
     def gettext(self, msgid: str) -> str:
         return self._messages.get(msgid) or msgid
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        forms = self._plurals.get(singular)
+        if forms:
+            index = self._plural_index(n)
+            if 0 <= index < len(forms) and forms[index]:
+                return forms[index]
+        return singular if n == 1 else plural
 
     def __call__(self, msgid: str, /, **params: Any) -> str:
         """The translation of `msgid` with `params` filled in (Text params translated too)."""
@@ -65,7 +84,7 @@ def _translator(code: str) -> Translator:
     if code == DEFAULT:
         return Translator(DEFAULT, {})
     try:
-        return Translator(code, load_messages(code))
+        return Translator(code, *load_messages(code))
     except Exception as exc:  # a broken install must not stop a probe's report
         log.warning("catalog_unreadable", language=code, error=f"{type(exc).__name__}: {exc}")
         return Translator(DEFAULT, {})
@@ -78,13 +97,19 @@ def catalog_bytes(language: str) -> bytes:
     return path.read_bytes()
 
 
-def load_messages(language: str) -> dict[str, str]:
-    """msgid -> translation from the language's .po (fuzzy and empty entries skipped)."""
+def load_messages(language: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]], str]:
+    """From the language's .po: msgid -> translation, singular msgid -> plural forms, and
+    the plural rule (fuzzy and empty entries skipped: they show in English)."""
     from babel.messages.pofile import read_po  # noqa: PLC0415 (only when not English)
 
     catalog = read_po(io.BytesIO(catalog_bytes(language)), locale=language, domain=DOMAIN)
-    return {
-        str(m.id): str(m.string)
-        for m in catalog
-        if m.id and isinstance(m.id, str) and m.string and not m.fuzzy
-    }
+    messages: dict[str, str] = {}
+    plurals: dict[str, tuple[str, ...]] = {}
+    for m in catalog:
+        if not m.id or not m.string or m.fuzzy:
+            continue
+        if isinstance(m.id, str) and isinstance(m.string, str):
+            messages[m.id] = m.string
+        elif isinstance(m.id, tuple | list) and isinstance(m.string, tuple | list):
+            plurals[str(m.id[0])] = tuple(str(form) for form in m.string)
+    return messages, plurals, str(catalog.plural_expr)
