@@ -1,10 +1,15 @@
 """Notifications in the daemon's language: `[daemon] language = "ja"` turns the webhook's
-`hint`, Slack's text and Alertmanager's annotations Japanese (real HTTP receivers), never the
-payload's keys or codes; a firing alert saved in `state_dir` keeps its hint translatable."""
+`hint`, Slack's text, Alertmanager's annotations (real HTTP receivers) and the e-mail (the
+test bed's real SMTP and mailbox) Japanese, never the payload's keys or codes; a firing
+alert saved in `state_dir` keeps its hint translatable."""
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +20,9 @@ from mailcanary.daemon.alerts.sinks import make_sink, readable, summary
 from mailcanary.diagnosis import Where, failure
 from mailcanary.i18n import translator
 from mailcanary.result import ProbeResult
+from mailcanary.testbed import MailTestBed
 from tests.daemon.test_alerts import PAYLOAD_KEYS
+from tests.helpers.daemon_support import bed_account
 from tests.helpers.receivers import receiver
 
 
@@ -112,3 +119,43 @@ def test_resolved_words_and_saved_state_stay_translatable() -> None:
     older.load(saved)
     again = older.observe(ok, 60.0, ttl=600)
     assert again is not None and ja.text(again.hint) == str(failed(0.0).hint)
+
+
+@pytest.mark.testbed
+async def test_email_in_japanese(testbed: MailTestBed, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    path = tmp_path / "mailcanary.toml"
+    path.write_text(
+        f'[daemon]\nstate_dir = "{state}"\nlanguage = "ja"\n\n'
+        + bed_account(testbed, "mailer", "dave", secrets, imap=False)
+        + '\n[[alerts]]\nkind = "email"\naccount = "mailer"\nto = ["carol@example.test"]\n'
+    )
+    cfg = load_config(path)
+    target = f"shop-ja-{time.time_ns()}"
+    event = AlertTracker(after=1, repeat=3600).observe(
+        ProbeResult(**{**vars(failed(1_800_000_000.0)), "target": target}), 1_800_000_000.0,
+        ttl=600)
+    assert event is not None
+    sink = make_sink(cfg.alerts[0], lambda: cfg)
+    await sink.send(event)
+    await sink.aclose()
+    ja = translator("ja")
+    deadline = time.monotonic() + 15
+    while True:
+        parsed = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                  for p in testbed.maildir("carol").rglob("*")
+                  if p.is_file() and p.parent.name in ("new", "cur")]
+        mails = [m for m in parsed if target in str(m["Subject"])]
+        if mails or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert mails, "the alert mail did not arrive"
+    mail = mails[0]
+    assert mail["Subject"] == summary(event, ja)
+    assert str(mail["Subject"]).startswith("[mailcanary 障害発生] imap " + target)
+    body = mail.get_content()
+    assert "対処方法: " + ja.text(event.hint) in body
+    assert "2027-01-15T08:00:00Z から失敗が続いています（1 回連続）" in body
