@@ -10,19 +10,18 @@ do not fit (tests keep both from shipping).
 from __future__ import annotations
 
 import functools
-import gettext
 import io
-from collections.abc import Mapping, Sequence
-from importlib import resources
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-import structlog
 
 from mailcanary.i18n.language import DEFAULT, from_environment, normalize
 from mailcanary.i18n.text import Text
 
 DOMAIN = "mailcanary"
-log = structlog.get_logger("mailcanary.i18n")
+# The standard library's logger (logsetup renders it like the rest): importing this module
+# stays cheap for `mailcanary --version` and `check`.
+log = logging.getLogger("mailcanary.i18n")
 
 
 class Translator:
@@ -40,7 +39,7 @@ class Translator:
         self.language = language
         self._messages = dict(messages)
         self._plurals = {k: tuple(v) for k, v in (plurals or {}).items()}
-        self._plural_index = gettext.c2py(plural_forms)
+        self._plural_index = _plural_rule(plural_forms)
 
     def gettext(self, msgid: str) -> str:
         return self._messages.get(msgid) or msgid
@@ -48,7 +47,7 @@ class Translator:
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         forms = self._plurals.get(singular)
         if forms:
-            index = self._plural_index(n)
+            index = int(self._plural_index(n))
             if 0 <= index < len(forms) and forms[index]:
                 return forms[index]
         return singular if n == 1 else plural
@@ -59,7 +58,7 @@ class Translator:
         try:
             return self.gettext(msgid).format(**rendered)
         except (KeyError, IndexError, ValueError):
-            log.warning("translation_unusable", language=self.language, msgid=msgid)
+            log.warning("translation_unusable language=%s msgid=%r", self.language, msgid)
             return msgid.format(**rendered)
 
     def text(self, value: str) -> str:
@@ -71,6 +70,17 @@ class Translator:
     def join(self, sentences: Sequence[str]) -> str:
         """Sentences as one paragraph: Japanese puts nothing between them, English a space."""
         return ("" if self.language == "ja" else " ").join(s for s in sentences if s)
+
+
+@functools.cache
+def _plural_rule(expression: str) -> Callable[[int], int]:
+    """The catalog's Plural-Forms expression as a function of n (stdlib gettext parses it)."""
+    if expression == "(n != 1)":
+        return lambda n: int(n != 1)
+    import gettext  # noqa: PLC0415 (only for a catalog's own rule)
+
+    rule: Callable[[int], int] = gettext.c2py(expression)
+    return rule
 
 
 def translator(language: str | None = None) -> Translator:
@@ -86,11 +96,14 @@ def _translator(code: str) -> Translator:
     try:
         return Translator(code, *load_messages(code))
     except Exception as exc:  # a broken install must not stop a probe's report
-        log.warning("catalog_unreadable", language=code, error=f"{type(exc).__name__}: {exc}")
+        log.warning("catalog_unreadable language=%s error=%s: %s", code, type(exc).__name__,
+                    exc)
         return Translator(DEFAULT, {})
 
 
 def catalog_bytes(language: str) -> bytes:
+    from importlib import resources  # noqa: PLC0415 (only when not English)
+
     path = resources.files("mailcanary").joinpath(
         "locale", language, "LC_MESSAGES", f"{DOMAIN}.po"
     )
