@@ -24,6 +24,10 @@ ALLOWED = {
     # every runtime, so sharing them shares no state (a trust store costs ~20 ms to load).
     ("protocols/tls.py", "_cached_context"): "pure cache keyed by the file's identity",
     ("probes/inbound/trigger.py", "_cached_tls"): "pure cache keyed by the file's identity",
+    # A language's catalog is package data, read once (Babel parse ~50 ms); a Translator is
+    # never changed after it is built, so every runtime may share it.
+    ("i18n/catalog.py", "_translator"): "pure cache keyed by the language code",
+    ("i18n/catalog.py", "_plural_rule"): "pure cache keyed by a Plural-Forms expression",
 }
 
 _MUTABLE_CALLS = {"dict", "list", "set", "bytearray", "defaultdict", "OrderedDict", "Counter",
