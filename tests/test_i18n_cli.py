@@ -65,16 +65,19 @@ async def test_table_in_japanese(tmp_path: Path) -> None:
                                env_update={**NO_LOCALE, "COLUMNS": "60"})
     assert code == 1 and "Traceback" not in err
     lines = out.splitlines()
-    assert lines[0].split() == ["種類", "対象", "結果", "段階", "所要時間"]
+    assert lines[0].split() == ["種類", "対象", "サーバー", "結果", "段階", "所要時間", "証明書"]
     row = lines[1].split()
-    assert row[:4] == ["imap", "alice", "network/connection_refused", "connect"]
+    assert row[:5] == ["imap", "alice", f"127.0.0.1:{port}", "network/connection_refused",
+                       "connect"]
     # Wide characters take two columns: the row's cells start under their headings.
-    assert columns(lines[0][:lines[0].index("対象")]) == lines[1].index("alice")
+    for heading, cell in (("対象", "alice"), ("サーバー", "127.0.0.1:"), ("結果", "network/")):
+        assert columns(lines[0][:lines[0].index(heading)]) == lines[1].index(cell)
     assert any(line.startswith("    詳細: ") for line in lines)
     hint_lines = [line for line in lines if line.startswith("    対処方法: ")]
     assert len(hint_lines) == 1 and f"127.0.0.1:{port}" in hint_lines[0]
     assert lines[-1] == "正常 0 件、失敗 1 件"
-    assert all(columns(line) <= 60 for line in lines), "\n".join(lines)
+    notes = [line for line in lines if line.startswith("    ")]  # wrapped to the terminal
+    assert notes and all(columns(line) <= 60 for line in notes), "\n".join(lines)
     # The wrapped hint, joined again, is the whole Japanese hint.
     start = lines.index(hint_lines[0])
     body = hint_lines[0].removeprefix("    対処方法: ")
