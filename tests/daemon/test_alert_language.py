@@ -10,12 +10,14 @@ import email
 import email.policy
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from mailcanary.config import Config, load_config
 from mailcanary.daemon.alerts import AlertTracker
+from mailcanary.daemon.alerts.notify import AppriseSink
 from mailcanary.daemon.alerts.sinks import make_sink, readable, summary
 from mailcanary.diagnosis import Where, failure
 from mailcanary.i18n import translator
@@ -159,3 +161,31 @@ async def test_email_in_japanese(testbed: MailTestBed, tmp_path: Path) -> None:
     body = mail.get_content()
     assert "対処方法: " + ja.text(event.hint) in body
     assert "2027-01-15T08:00:00Z から失敗が続いています（1 回連続）" in body
+
+
+async def test_apprise_and_server_incidents_in_japanese() -> None:
+    event = AlertTracker(after=1, repeat=3600).observe(failed(1_800_000_000.0),
+                                                       1_800_000_000.0, ttl=600)
+    assert event is not None
+    incident = replace(event, scope="server", server="imap.spmode.ne.jp:993",
+                       provider="docomo", targets=tuple(f"t{n}" for n in range(25)), count=25)
+    ja = translator("ja")
+    async with receiver() as rec:
+        sink = AppriseSink([f"json://127.0.0.1:{rec.port}/apprise"], lambda: ja)
+        for sent in (event, incident):
+            await sink.send(sent)
+        await sink.aclose()
+    target_note, server_note = rec.bodies("/apprise")
+    assert target_note["title"] == summary(event, ja)
+    assert target_note["title"].startswith("[mailcanary 障害発生] imap shop")
+    assert "対処方法: " + ja.text(event.hint) in target_note["message"]
+    assert server_note["title"] == (
+        "[mailcanary 障害発生] サーバー imap.spmode.ne.jp:993: 対象 25 件が "
+        "auth/invalid_credentials")
+    assert ("サーバー imap.spmode.ne.jp:993 (docomo): 対象 25 件が 2027-01-15T08:00:00Z から"
+            "失敗しています（t0, t1") in server_note["message"]
+    assert "t19 ほか 5 件）" in server_note["message"]
+    # English stays exactly what it was.
+    assert summary(incident) == ("[mailcanary FIRING] server imap.spmode.ne.jp:993: 25 targets "
+                                 "auth/invalid_credentials")
+    assert "and 5 more" in readable(incident)
