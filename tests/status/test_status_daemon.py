@@ -34,8 +34,9 @@ CONTRACT_KEYS = {"probe", "target", "server", "provider", "ok", "class", "reason
 def two_accounts(bed: MailTestBed, tmp: Path, port: int, interval: str = "1s") -> Path:
     secrets = tmp / "secrets"
     secrets.mkdir(exist_ok=True)
+    alice = bed_account(bed, "alice", "alice", secrets) + 'labels = { team = "sales" }\n'
     return daemon_config(
-        tmp, port, bed_account(bed, "alice", "alice", secrets),
+        tmp, port, alice,
         bed_account(bed, "bob", "bob", secrets, password=WRONG), interval=interval)
 
 
@@ -80,6 +81,8 @@ async def test_status_json_html_filters_and_history_across_restart_and_reload(
         assert {(t["probe"], t["server"]) for t in await status(daemon, f"server={smtp_server}")
                 } == {("smtp", smtp_server)}
         assert await status(daemon, "provider=gmail") == []
+        assert {(t["probe"], t["target"]) for t in await status(daemon, "label=team%3Dsales")
+                } == {("imap", "alice"), ("smtp", "alice")}
         base = f"http://127.0.0.1:{daemon.port}"
         bad = await daemon.client.get(f"{base}/status?state=broken")
         assert bad.status_code == 400 and "state" in bad.text

@@ -28,8 +28,7 @@ def facts_of(kind: ProbeKind | None, config: Config, target: str) -> Facts:
     except (KeyError, LookupError):
         accounts = []
     # [[accounts]] labels (the fleet view): a route's are its `to` account's.
-    labels = (getattr(accounts[-1], "labels", None) or {}) if accounts else {}
-    return Facts(server, provider, {str(k): str(v) for k, v in labels.items()})
+    return Facts(server, provider, dict(accounts[-1].labels) if accounts else {})
 
 
 class FactsCache:
