@@ -118,6 +118,8 @@ async def test_account_selects_imap_smtp_and_pop3(testbed: MailTestBed, tmp_path
     )
     code, rows, output = await check_json(cfg, "--account", "bob")
     assert code == 0, output
+    # check prints results as they finish
+    rows = sorted(rows, key=lambda r: ("imap", "smtp", "pop3").index(r["probe"]))
     assert [(r["probe"], r["target"]) for r in rows] == [
         ("imap", "bob"), ("smtp", "bob"), ("pop3", "bob")]
     assert [r["server"] for r in rows] == [
