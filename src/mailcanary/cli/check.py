@@ -79,10 +79,21 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
     if table is not None:
         _out(table.header())
 
+    order = {probe: i for i, probe in enumerate(probes)}
+    held: dict[int, ProbeResult] = {}
+    printed = [0]  # JSON lines written so far
+
     def show(result: ProbeResult) -> None:
+        """The table: each row as it finishes. JSON Lines: in selection order (scripts
+        read them in config order), each line as soon as it and those before it are done."""
         finished.append(result)
-        _out(json_line(result, transcript=args.transcript, tr=tr) if table is None
-             else table.row(result))
+        if table is not None:
+            _out(table.row(result))
+            return
+        held[order[result.probe, result.target]] = result
+        while printed[0] in held:
+            _out(json_line(held.pop(printed[0]), transcript=args.transcript, tr=tr))
+            printed[0] += 1
 
     try:
         asyncio.run(run_check(config, probes, show))

@@ -140,9 +140,10 @@ class Daemon:
         doc: dict[str, Any] = {"status": "ok" if healthy else "stopped", "version": __version__}
         paused = sorted(f"{s.probe}:{s.target}" for s in self.metrics.targets.values()
                         if s.paused)
-        doc["paused"] = paused  # logins paused after repeated auth failures
-        if summary:
-            return healthy, {**doc, "targets": len(self.metrics.targets)}
+        if summary:  # logins paused after repeated auth failures: listed when there are any
+            extra = {"paused": paused} if paused else {}
+            return healthy, {**doc, "targets": len(self.metrics.targets), **extra}
+        doc["paused"] = paused
         targets = []
         for series in sorted(self.metrics.targets.values(), key=lambda s: (s.target, s.probe)):
             last = series.last
