@@ -11,11 +11,14 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mailcanary.diagnosis.hints import HINTS
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "mailcanary.service"
@@ -90,7 +93,13 @@ GRAFANA_VARS = {
     "$__range": "1h",
     "$job": ".*",
     "$target": ".*",
+    "$server": ".*",
+    "$provider": ".*",
+    "$group": "provider",
+    "$topk": "20",
 }
+# label_replace's "$1" is PromQL's, not a Grafana variable.
+GRAFANA_VAR_RE = re.compile(r"\$(?!1\")")
 
 
 def _tool(name: str) -> str:
@@ -142,7 +151,7 @@ def _variable_queries(dash: dict[str, Any]) -> list[str]:
 def _substitute(expr: str) -> str:
     for var, value in GRAFANA_VARS.items():
         expr = expr.replace(var, value)
-    assert "$" not in expr, f"unknown Grafana variable left in {expr!r}"
+    assert not GRAFANA_VAR_RE.search(expr), f"unknown Grafana variable left in {expr!r}"
     return expr
 
 
@@ -200,8 +209,7 @@ def test_dashboard_uses_only_contract_metrics() -> None:
     exprs = _dashboard_exprs(dash) + _variable_queries(dash)
     assert exprs
     for expr in exprs:
-        # Until the daemon's rename of `route` to probe+target lands (issue 16).
-        _check_metric_use(expr.replace("route", "target"), DASHBOARD.name)
+        _check_metric_use(expr, DASHBOARD.name)
 
 
 # ----------------------------------------------------------------------- dashboard
@@ -239,25 +247,82 @@ def test_every_panel_uses_the_datasource_variable_and_job() -> None:
 
 def test_dashboard_has_the_required_queries() -> None:
     exprs = "\n".join(_dashboard_exprs(_dashboard()))
+    failing = (
+        'mailcanary_target_info{job=~"$job", server=~"$server", provider=~"$provider"} and '
+        'on (job, instance, probe, target) mailcanary_probe_failure_info{job=~"$job"}'
+    )
     for fragment in (
-        "mailcanary_probe_success{",
-        "sum by (probe, target, class, reason) (increase(mailcanary_probe_failures_total{",
+        # the overview: counts by class, server, provider and an account label
+        f"count by (server) ({failing})",
+        f"count by (provider) ({failing})",
+        f"count by ($group) ({failing})",
+        "count by (class) (mailcanary_target_info{",
+        "unless on (job, instance, probe, target) (mailcanary_probes_total{",
+        # failing now, with when it last succeeded
+        "group_left (class, reason, phase) mailcanary_probe_failure_info{",
+        "max by (job, instance, probe, target) (mailcanary_probe_last_success_timestamp_seconds",
+        # availability and inbox placement per server/provider
+        "sum by (server) (increase(mailcanary_probe_failures_total{",
+        'sum by (server) (clamp_min(mailcanary_probes_total{job=~"$job"} - '
+        'mailcanary_probes_total{job=~"$job"} offset $__range, 0)',
+        "sum by (provider) (increase(mailcanary_probe_failures_total{",
+        'sum by (server) (clamp_min(mailcanary_canaries_total{job=~"$job", placement="inbox"} -',
+        'sum by (provider) (clamp_min(mailcanary_canaries_total{job=~"$job", placement="inbox"} -',
+        # operations
+        "mailcanary_probe_backoff_factor{",
+        "increase(mailcanary_probe_skipped_total{",
+        "mailcanary_schedule_lag_seconds_bucket{",
+        "mailcanary_config_last_reload_successful{",
+        "mailcanary_alert_notifications_total{",
+        "scrape_samples_scraped{",
+        # per target, behind the variables
+        "topk($topk, sum by (probe, target, class, reason) (increase("
+        "mailcanary_probe_failures_total{",
         "mailcanary_probe_phase_duration_seconds{",
-        "mailcanary_probe_duration_seconds{",
+        "topk($topk, max by (probe, target) (mailcanary_probe_duration_seconds{",
         "sum by (le) (increase(mailcanary_delivery_duration_seconds_bucket{",
-        "histogram_quantile(0.5, sum by (target, le)",
-        "histogram_quantile(0.95, sum by (target, le)",
-        "histogram_quantile(0.99, sum by (target, le)",
-        "sum by (target, placement) (increase(mailcanary_canaries_total{",
+        "histogram_quantile(0.95, sum by (probe, target, le)",
         "mailcanary_tls_cert_expiry_timestamp_seconds{",
-        "time() - max by (probe, target) (mailcanary_probe_last_success_timestamp_seconds{",
         "mailcanary_build_info{",
         'mailcanary_probe_success{job=~"$job", probe="inbound"',
         'sum by (target, class, reason) (increase(mailcanary_probe_failures_total{job=~"$job", '
         'probe="inbound"',
-        'sum by (target, placement) (increase(mailcanary_canaries_total{probe="inbound", ',
+        'sum by (target, placement) (increase(mailcanary_canaries_total{job=~"$job", '
+        'probe="inbound"',
     ):
         assert fragment in exprs, fragment
+    assert "route" not in exprs
+
+
+PER_TARGET = re.compile(r"by \((?:[a-z, ]*, )?target\b")
+
+
+def test_per_target_panels_are_limited() -> None:
+    """At 10,000 targets no panel draws a series per target unless `$topk` bounds it: the
+    failing-now table lists only failing targets, inbound watches and domains are few."""
+    for panel in _panels(_dashboard()):
+        for target in panel.get("targets", []):
+            expr = target["expr"]
+            if not PER_TARGET.search(expr) or re.search(r'probe="(inbound|domain)"', expr):
+                continue
+            if panel["title"] == "Failing now":
+                assert "mailcanary_probe_failure_info" in expr
+                continue
+            assert re.search(r"\b(topk|bottomk)\(\$topk,", expr), (panel["title"], expr)
+
+
+def test_dashboard_is_what_the_script_builds() -> None:
+    result = _run(sys.executable, str(ROOT / "scripts" / "build_dashboard.py"), "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_failing_now_hints_cover_every_reason() -> None:
+    panel = next(p for p in _panels(_dashboard()) if p["title"] == "Failing now")
+    override = next(o for o in panel["fieldConfig"]["overrides"]
+                    if o["matcher"]["options"] == "hint")
+    mapped = override["properties"][0]["value"][0]["options"]
+    assert set(mapped) == {r for r, text in HINTS.items() if text}
+    assert all("{" not in m["text"] for m in mapped.values())
 
 
 def test_dashboard_promql_parses(tmp_path: Path) -> None:
@@ -265,7 +330,8 @@ def test_dashboard_promql_parses(tmp_path: Path) -> None:
     promtool = _tool("promtool")
     dash = _dashboard()
     exprs = _dashboard_exprs(dash)
-    exprs += [re.sub(r"^label_values\((.*),\s*\w+\)$", r"\1", q) for q in _variable_queries(dash)]
+    exprs += [re.sub(r"^label_(?:values\((.*),\s*\w+|names\((.*))\)$", r"\1\2", q)
+              for q in _variable_queries(dash)]
     rules = [
         {"record": f"mailcanary_dashboard_check:expr{i}", "expr": _substitute(expr)}
         for i, expr in enumerate(exprs)
