@@ -130,7 +130,8 @@ class Table:
                              for k, w in enumerate(wrapped))
         delivered = r.extra.get("delivery_seconds")
         if r.ok and isinstance(delivered, int | float):  # a canary or inbound mail: its time
-            lines.append(f"{indent}delivered after {delivered:.2f} s\n")
+            lines.append(indent + self.tr("delivered after {seconds} s",
+                                          seconds=f"{delivered:.2f}") + "\n")
         if self.transcript and r.transcript:
             lines.append(indent + self.tr("transcript:") + "\n")
             lines.extend(indent + "  " + t + "\n" for t in r.transcript)

@@ -146,13 +146,13 @@ class StatusPage:
 
     def __init__(self, history: History, targets: Callable[[], Iterable[Key]],
                  config: Callable[[], Config], registry: Mapping[str, ProbeKind],
-                 language: Callable[[], str] = lambda: "en", *,
+                 language: Callable[[], str | None] | None = None, *,
                  paused: Callable[[str, str], bool] = lambda probe, target: False) -> None:
         self.history = history
         self.paused = paused
         self.targets = targets
         self.config = config
-        self.language = language
+        self.language = language  # default: [daemon] language, else the environment's
         self.facts = FactsCache(registry)
         self.renderer = Renderer()
 
@@ -201,7 +201,9 @@ class StatusPage:
         rows, total = await self._page(query)
         pages = max(1, math.ceil(total / query.per_page))
         body = await self.history.run(functools.partial(  # on the worker thread, as the JSON
-            self.renderer.page, self.language(), rows=rows, query=query, total=total,
+            self.renderer.page,
+            self.language() if self.language else self.config().daemon.language,
+            rows=rows, query=query, total=total,
             pages=pages, options=self._options(), now=time.time(), rfc3339=rfc3339,
             took=time.perf_counter() - started))
         return 200, "text/html; charset=utf-8", body.encode()

@@ -3,9 +3,12 @@ the daemon itself: no asset from the internet, no build step."""
 
 from __future__ import annotations
 
+import functools
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+
+from mailcanary.i18n import Translator, translator
 
 if TYPE_CHECKING:
     import jinja2
@@ -22,18 +25,20 @@ def percent(value: float | None) -> str:
     return f"{shown}\u00a0%"
 
 
-def duration(seconds: float) -> str:
-    """"3 min", "2 h 5 min", "4 d 1 h": how long a state has lasted."""
+def duration(seconds: float, tr: Translator | None = None) -> str:
+    """"3 min", "2 h 5 min", "4 d 1 h": how long a state has lasted, in the page's language."""
+    tr = tr or translator("en")
     seconds = max(0, int(seconds))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        shown = f"{days} d {hours} h"
+        shown = tr("{days} d {hours} h", days=days, hours=hours)
     elif hours:
-        shown = f"{hours} h {minutes} min"
+        shown = tr("{hours} h {minutes} min", hours=hours, minutes=minutes)
     else:
-        shown = f"{minutes} min" if minutes else f"{secs} s"
+        shown = tr("{minutes} min", minutes=minutes) if minutes else tr("{seconds} s",
+                                                                          seconds=secs)
     return shown.replace(" ", "\u00a0")
 
 
@@ -66,11 +71,14 @@ class Renderer:
             self._env = env
         return self._env
 
-    def page(self, language: str, **context: Any) -> str:
+    def page(self, language: str | None, **context: Any) -> str:
         env = self.env
-        gettext, ngettext, text = _translations(language)
-        env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
-        return env.get_template("status.html").render(language=language, text=text, **context)
+        tr = translator(language)  # [daemon] language, else the environment's
+        env.install_gettext_callables(  # type: ignore[attr-defined]
+            tr.gettext, tr.ngettext, newstyle=True)
+        env.filters["duration"] = functools.partial(duration, tr=tr)
+        return env.get_template("status.html").render(
+            language=tr.language, text=tr.text, **context)
 
     def asset(self, name: str) -> tuple[str, bytes] | None:
         if name not in ASSETS:
@@ -79,17 +87,3 @@ class Renderer:
             path = resources.files("mailcanary.daemon.status").joinpath("static", name)
             self._assets[name] = path.read_bytes()
         return ASSETS[name], self._assets[name]
-
-
-def _translations(language: str) -> tuple[Any, Any, Any]:
-    """gettext/ngettext for the page's own words (``{{ _("...") }}`` in the template, as
-    pybabel's Jinja2 extractor reads them) and `text` for a hint. English is the source
-    language; a translator per language plugs in here."""
-
-    def gettext(message: str) -> str:
-        return message
-
-    def ngettext(singular: str, plural: str, n: int) -> str:
-        return singular if n == 1 else plural
-
-    return gettext, ngettext, str
