@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from mailcanary.config.alerts import AlertConfig
+from mailcanary.config.domains import DomainConfig, valid_nameservers
 from mailcanary.config.inbound import InboundConfig
 from mailcanary.config.presets import ProviderName, apply_preset
 from mailcanary.config.types import Duration, Name, StrictModel
@@ -40,6 +41,8 @@ class DaemonConfig(StrictModel):
     history_days: int = Field(default=30, ge=1, le=3660)  # the status page's history
     # What people read (hints, notifications, /status): None = LC_ALL / LC_MESSAGES / LANG.
     language: Literal["ja", "en"] | None = None
+    # Every DNS query mailcanary makes goes to these ("IP" or "IP:PORT"); None: the system's.
+    nameservers: Annotated[list[str] | None, AfterValidator(valid_nameservers)] = None
 
     @field_validator("listen")
     @classmethod
@@ -377,6 +380,7 @@ class Config(BaseSettings):
     routes: list[RouteConfig] = Field(default_factory=list)
     alerts: list[AlertConfig] = Field(default_factory=list)
     inbound: list[InboundConfig] = Field(default_factory=list)
+    domains: list[DomainConfig] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -409,6 +413,12 @@ class Config(BaseSettings):
         for watch in self.inbound:
             if watch.name == name:
                 return watch
+        raise KeyError(name)
+
+    def domain(self, name: str) -> DomainConfig:
+        for entry in self.domains:
+            if entry.name == name:
+                return entry
         raise KeyError(name)
 
     def interval_of(self, account: AccountConfig) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mailcanary.config.domains import domain_problems
 from mailcanary.config.inbound import inbound_problems
 from mailcanary.config.presets import endpoints_of
 
@@ -35,7 +36,24 @@ def cross_reference_problems(raw: Mapping[str, Any]) -> list[str]:
     alerts = raw.get("alerts", [])
     if isinstance(alerts, list):
         problems += _alert_problems(alerts, by_name)
+    domains = raw.get("domains", [])
+    if isinstance(domains, list):
+        problems += domain_problems(domains, _target_names(by_name, routes, raw))
     return problems
+
+
+def _target_names(by_name: Accounts, routes: list[Any], raw: Mapping[str, Any]) -> dict[str, str]:
+    """Every account, route and inbound watch name, with what it names (for messages)."""
+    names = {name: f"account {name!r}" for name in by_name}
+    for route in routes:
+        if isinstance(route, Mapping):
+            name = route.get("name") or f"{route.get('from')}-to-{route.get('to')}"
+            names[name] = f"route {name!r}"
+    inbound = raw.get("inbound", [])
+    for watch in inbound if isinstance(inbound, list) else []:
+        if isinstance(watch, Mapping) and isinstance(watch.get("name"), str):
+            names[watch["name"]] = f"inbound watch {watch['name']!r}"
+    return names
 
 
 def _accounts_by_name(accounts: list[Any], problems: list[str]) -> Accounts:

@@ -11,6 +11,7 @@ from mailcanary.diagnosis.errors import (
     Bounced,
     ConnectionClosed,
     DeliveryProblem,
+    DomainCheckFailed,
     ImapReplyError,
     MechanismUnsupported,
     OAuthTokenError,
@@ -33,8 +34,8 @@ from mailcanary.diagnosis.taxonomy import CLASS_OF, LOGIN_REASONS, TAXONOMY, Fai
 
 __all__ = [
     "CLASS_OF", "HINTS", "LOGIN_REASONS", "TAXONOMY", "BearerRejected", "Bounced",
-    "ConnectionClosed",
-    "DeliveryProblem", "Failure", "ImapReplyError", "MechanismUnsupported", "OAuthTokenError",
+    "ConnectionClosed", "DeliveryProblem", "DomainCheckFailed", "Failure", "ImapReplyError",
+    "MechanismUnsupported", "OAuthTokenError",
     "Pop3ReplyError", "ProbeError", "ProtocolViolation", "ServerReplyError", "SmtpReplyError",
     "StartTLSUnavailable", "StateError", "TLSRequired", "TokenEndpointTimeout", "TriggerFailed",
     "Where", "classify", "classify_imap_reply", "classify_pop3_reply", "classify_smtp_reply",

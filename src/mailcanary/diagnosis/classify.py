@@ -16,6 +16,7 @@ from mailcanary.diagnosis.errors import (
     BearerRejected,
     Bounced,
     DeliveryProblem,
+    DomainCheckFailed,
     MechanismUnsupported,
     OAuthTokenError,
     Pop3ReplyError,
@@ -104,7 +105,7 @@ def exception_reason(exc: BaseException, phase: str | None) -> tuple[str, str]:
         if isinstance(exc, Pop3ReplyError):
             return classify_pop3_reply(exc.command, exc.text), str(exc)
         return classify_imap_reply(exc.command, exc.text), str(exc)
-    if isinstance(exc, DeliveryProblem):
+    if isinstance(exc, DeliveryProblem | DomainCheckFailed):
         return exc.reason, str(exc)
     if isinstance(exc, Bounced):
         return classify_smtp_reply(exc.command, exc.code, exc.reply_text), str(exc)
@@ -163,7 +164,7 @@ def classify(exc: BaseException, phase: str | None, where: Where | None = None) 
         return fail
     reason, detail = exception_reason(exc, phase)
     fail = failure(reason, detail, where, phase)
-    if isinstance(exc, DeliveryProblem) and exc.hint:
+    if isinstance(exc, DeliveryProblem | DomainCheckFailed) and exc.hint:
         return Failure(fail.cls, reason, detail, exc.hint)
     if isinstance(exc, Bounced):
         hint = bounce_hint(reason, exc.recipient, exc.reply_text)

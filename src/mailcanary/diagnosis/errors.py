@@ -105,6 +105,16 @@ class Bounced(ProbeError):
         return text if not self.status or self.status in text else f"{self.status} {text}"
 
 
+class DomainCheckFailed(ProbeError):
+    """A domain check found the domain's DNS, MX or reputation wrong (the reason says what);
+    `hint`, when given, replaces the reason's general hint (e.g. a blocklist that refused)."""
+
+    def __init__(self, reason: str, detail: str, hint: str | None = None) -> None:
+        self.reason = reason
+        self.hint = hint
+        super().__init__(detail)
+
+
 class TriggerFailed(ProbeError):
     """An inbound watch's HTTP trigger failed (status >= 400, refused, timed out)."""
 

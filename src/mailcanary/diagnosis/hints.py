@@ -123,7 +123,56 @@ HINTS: dict[str, str] = {
     "trigger_failed": N_(
         "The app's test endpoint (the inbound watch's trigger) failed, so no mail was sent (see "
         "detail). Check that the app is up, the URL and method, and the bearer token."),
+    "mx_missing": N_(
+        "{host} has no MX record (nor an address to fall back to), or only a null "
+    "MX: nobody can send mail to it, so bounces and replies are lost. Publish MX records for "
+    "the domain's mail servers."),
+    "spf_missing": N_(
+        "{host} publishes no SPF record (TXT \"v=spf1 ...\"). Receivers such as "
+    "Gmail and Yahoo then junk or refuse its mail. Publish one that lists the sending servers."),
+    "spf_invalid": N_(
+        "The SPF record of {host} is broken (see detail: syntax, several v=spf1 "
+    "records, or more than 10 DNS lookups). Receivers treat it as a permanent error, as if "
+    "there were none. Fix it to one record within 10 lookups (flatten includes)."),
+    "spf_not_authorized": N_(
+        "A sending IP gets fail or softfail from {host}'s SPF record (see "
+    "detail), so receivers may junk or refuse mail from it. Add the IP (ip4:/ip6:/include:) "
+    "to the record, or send through a server the record lists."),
+    "dmarc_missing": N_(
+        "{host} has no DMARC record (TXT at _dmarc.{host}). Gmail and Yahoo "
+    "require one of bulk senders since 2024. Publish e.g. \"v=DMARC1; p=none; "
+    "rua=mailto:...\" and tighten p= once reports look clean."),
+    "dmarc_invalid": N_(
+        "The DMARC record of {host} is not valid (see detail), so receivers "
+    "ignore it. It must start with v=DMARC1 and carry p=none|quarantine|reject."),
+    "dkim_key_missing": N_(
+        "A DKIM selector's key is missing, revoked (empty p=) or does not "
+    "parse (see detail), so signatures with that selector fail. Publish the key at "
+    "<selector>._domainkey.{host} as your mail service shows it."),
+    "mta_sts_invalid": N_(
+        "{host} announces MTA-STS, but its policy cannot be fetched, is not "
+    "valid, or does not list every MX (see detail). Senders that enforce it will not deliver. "
+    "Fix https://mta-sts.{host}/.well-known/mta-sts.txt and change the id= in the TXT record."),
+    "tls_rpt_missing": N_(
+        "{host} publishes no TLS-RPT record (TXT at _smtp._tls.{host}), so "
+    "nobody tells you when senders fail to reach your MX over TLS. Publish \"v=TLSRPTv1; "
+    "rua=mailto:...\", or drop tls_rpt from checks."),
+    "tls_rpt_invalid": N_(
+        "The TLS-RPT record of {host} is not valid (see detail): it must be "
+    "\"v=TLSRPTv1; rua=mailto:...\" (or https:)."),
+    "blocklisted": N_(
+        "A sending IP is listed on a DNS blocklist (see detail for the IP, the zone "
+    "and the zone's reason), so receivers that use it refuse or junk its mail. Stop the cause "
+    "(compromised account, open relay), then ask the list's operator for removal."),
 }
+
+# A DNSBL that answers 127.255.255.x refused the query: it is not a listing.
+DNSBL_REFUSED_HINT = (
+    "The blocklist refused to answer (127.255.255.x), so this IP could not be checked; it is "
+    "not a listing. Public blocklists such as Spamhaus refuse queries that come through big "
+    "public resolvers (8.8.8.8, 1.1.1.1, an ISP's): set [daemon] nameservers to a local "
+    "recursive resolver of your own, or use the list's paid data query service."
+)
 
 
 # The token endpoint's error code decides what a person must do about oauth_token_error.

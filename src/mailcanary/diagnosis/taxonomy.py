@@ -55,6 +55,19 @@ TAXONOMY: dict[str, tuple[str, ...]] = {
     "delivery": ("lost", "delayed"),
     "config": ("config_error",),
     "trigger": ("trigger_failed",),
+    "dns_policy": (
+        "mx_missing",
+        "spf_missing",
+        "spf_invalid",
+        "spf_not_authorized",
+        "dmarc_missing",
+        "dmarc_invalid",
+        "dkim_key_missing",
+        "mta_sts_invalid",
+        "tls_rpt_missing",
+        "tls_rpt_invalid",
+    ),
+    "reputation": ("blocklisted",),
     "internal": ("internal_error",),
 }
 
@@ -64,7 +77,7 @@ CLASS_OF: dict[str, str] = {r: c for c, reasons in TAXONOMY.items() for r in rea
 LOGIN_REASONS: tuple[str, ...] = tuple(
     reason
     for cls, reasons in TAXONOMY.items()
-    if cls not in ("ok", "spam", "delivery", "trigger", "internal")
+    if cls not in ("ok", "spam", "delivery", "trigger", "internal", "dns_policy", "reputation")
     for reason in reasons
 )
 
