@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything mailcanary and its test suite need on a fresh Debian machine:
-# Debian packages (Dovecot, Postfix, Prometheus, Alertmanager) and a virtualenv in .venv
+# Debian packages (Dovecot, Postfix, NSD, Prometheus, Alertmanager) and a virtualenv in .venv
 # with mailcanary and its test tools. Safe to run again; it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve postfix
+APT_PACKAGES=(dovecot-core dovecot-imapd dovecot-lmtpd dovecot-pop3d dovecot-sieve postfix nsd
               prometheus prometheus-alertmanager chromium chromium-driver
               rspamd opendkim opendkim-tools)
 

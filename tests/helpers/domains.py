@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import http.server
 import os
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -62,7 +63,8 @@ def _spf_and_dmarc() -> list[str]:
         txt("softfail", "v=spf1 ip4:198.51.100.1 ~all"),
         txt("hardfail", "v=spf1 ip4:198.51.100.1 -all"),
         txt("nospf", "some-verification=abc"),
-        txt("many", "v=spf1 " + " ".join(f"include:l{i}.many.dom.test" for i in range(11)) + " -all"),
+        txt("many", "v=spf1 " + " ".join(f"include:l{i}.many.dom.test" for i in range(11))
+            + " -all"),
         txt("_dmarc.baddmarc", "v=DMARC1; p=maybe"),
         txt("_dmarc.norp", "v=DMARC1; rua=mailto:x@norp.dom.test"),
     ]
@@ -84,6 +86,7 @@ def _zone(p: str, dkim_key: str) -> list[str]:
         "expired MX 10 mx.expired", f"mx.expired A {p}.11",
         "nostarttls MX 10 mx.nostarttls", f"mx.nostarttls A {p}.12",
         "closed MX 10 mx.closed", f"mx.closed A {p}.14",
+        "silent MX 10 mx.silent", f"mx.silent A {p}.15",
         "dangling MX 10 mx.dangling",
         "nullmx MX 0 .", f"implicit A {p}.10", "nomx TXT \"nothing here\"",
         "badsts MX 10 mx1.good", txt("_mta-sts.badsts", "v=STSv1; id=1"),
@@ -129,7 +132,7 @@ class _PolicyHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -167,6 +170,8 @@ def domain_world(root: Path) -> Iterator[World]:
                                     tls_context=ctx, require_starttls=False)
             controller.start()
             stack.callback(controller.stop)
+        silent = socket.create_server((f"{p}.15", 25))  # connects, never greets
+        stack.callback(silent.close)
         httpd = http.server.ThreadingHTTPServer((f"{p}.20", 443), _PolicyHandler)
         httpd.socket = _context(web).wrap_socket(httpd.socket, server_side=True)
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,34 @@ async def test_first_failing_check_in_contract_order_decides(world: World,
     assert list(out["checks"]) == ["spf", "dmarc", "tls_rpt", "dnsbl"]
     assert not any(c["ok"] for c in out["checks"].values())
     assert result.reason == "spf_missing" and result.detail.startswith("spf: ")
+
+
+async def test_a_silent_mx_times_out_naming_the_mx(world: World, tmp_path: Path) -> None:
+    config = domain_config(world, tmp_path, "silent", checks=["mx", "mx_tls", "spf"])
+    config = config.model_copy(update={"defaults": config.defaults.model_copy(
+        update={"timeout": 3.0})})
+    result = await run_probe("domain", "d", config)
+    out = result.as_json()
+    assert (result.cls, result.phase) == ("timeout", "greeting"), out
+    assert "mx.silent.dom.test" in result.detail
+    assert result.duration_seconds < 3.0
+    assert out["checks"]["mx"]["ok"] is True  # the other checks kept their verdicts
+    assert out["checks"]["spf"]["detail"]
+
+
+async def test_a_dns_server_that_never_answers_is_dns_error(world: World,
+                                                            tmp_path: Path) -> None:
+    """Every query goes to [daemon] nameservers: a dead one there is a dns_error in time."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+        dead.bind(("127.0.0.1", 0))
+        config = config_from_dict({
+            "daemon": {"nameservers": [f"127.0.0.1:{dead.getsockname()[1]}"],
+                       "state_dir": str(tmp_path)},
+            "defaults": {"timeout": "3s"},
+            "domains": [{"name": "d", "domain": "good.dom.test", "checks": ["mx", "dmarc"]}]})
+        result = await run_probe("domain", "d", config)
+    assert (result.cls, result.reason, result.phase) == ("dns", "dns_error", "dns"), \
+        result.as_json()
+    assert "no DNS answer for good.dom.test in time" in result.detail
+    assert result.as_json()["checks"]["dmarc"]["ok"] is False
+    assert result.duration_seconds < 3.0
