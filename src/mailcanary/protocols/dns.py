@@ -14,7 +14,6 @@ An existing name without records of the type is no error: an empty list.
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 from collections.abc import Sequence
 
@@ -41,15 +40,13 @@ def _configure(resolver: dns.resolver.BaseResolver, nameservers: tuple[str, ...]
     resolver.timeout = min(lifetime, 2.0)  # per server try: a dead one is left soon
 
 
-@functools.lru_cache(maxsize=16)
 def async_resolver(nameservers: tuple[str, ...], lifetime: float) -> dns.asyncresolver.Resolver:
-    """One per configuration (reading /etc/resolv.conf costs a file read each time)."""
+    """A new one per run (~0.1 ms, /etc/resolv.conf read): nothing is shared or cached."""
     resolver = dns.asyncresolver.Resolver(configure=not nameservers)
     _configure(resolver, nameservers, lifetime)
     return resolver
 
 
-@functools.lru_cache(maxsize=16)
 def sync_resolver(nameservers: tuple[str, ...], lifetime: float) -> dns.resolver.Resolver:
     """For libraries that look up synchronously in a worker thread (pyspf)."""
     resolver = dns.resolver.Resolver(configure=not nameservers)
