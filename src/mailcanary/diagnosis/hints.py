@@ -166,6 +166,13 @@ HINTS: dict[str, str] = {
     "(compromised account, open relay), then ask the list's operator for removal."),
 }
 
+# An MX without STARTTLS: no password is at stake, the mail itself travels in clear text.
+MX_STARTTLS_HINT = (
+    "The MX {host} does not offer STARTTLS, so mail to this domain travels in clear text, and "
+    "senders that require TLS (an MTA-STS policy in enforce mode) do not deliver to it. "
+    "Enable STARTTLS with a certificate for {host}."
+)
+
 # A DNSBL that answers 127.255.255.x refused the query: it is not a listing.
 DNSBL_REFUSED_HINT = (
     "The blocklist refused to answer (127.255.255.x), so this IP could not be checked; it is "

@@ -14,6 +14,7 @@ import ssl
 
 from mailcanary.config import SmtpEndpoint
 from mailcanary.diagnosis import Where, classify
+from mailcanary.diagnosis.hints import MX_STARTTLS_HINT
 from mailcanary.probes.domain.run import DomainRun, Outcome, failed, passed
 from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.protocols.transport import tls_context
@@ -112,8 +113,10 @@ async def _one_mx(
             detail = fail.detail
             if fail.reason == "timeout":
                 detail = f"no answer within {limit:.3g} s (phase {phase})"
+            hint = MX_STARTTLS_HINT.format(host=mx) if fail.reason == "starttls_unavailable" \
+                else fail.hint
             outcome = failed(fail.reason, f"{mx} ({address}): {detail}", phase or "connect",
-                             fail.hint)
+                             hint)
         finally:
             client.close()
             _merge(run.ctx, sub, mx)
