@@ -13,6 +13,7 @@ from mailcanary.probes.domain.records import (
     tls_rpt_problem,
     uncovered_mx,
 )
+from mailcanary.protocols.dns import reverse_query_name
 
 
 @pytest.mark.parametrize(("record", "problem"), [
@@ -97,8 +98,6 @@ def test_dkim_keys() -> None:
 
 def test_dnsbl_query_names() -> None:
     """RFC 5782: reversed octets for IPv4, reversed nibbles for IPv6, under the zone."""
-    from mailcanary.protocols.dns import reverse_query_name  # noqa: PLC0415
-
     assert reverse_query_name("192.0.2.10", "zen.example") == "10.2.0.192.zen.example"
     assert reverse_query_name("2001:db8::1", "bl.example") == (
         "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.example")
