@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import http.server
 import os
 import socket
@@ -95,6 +96,8 @@ def _zone(p: str, dkim_key: str) -> list[str]:
         f"mta-sts.nopolicy A {p}.20",
         "bigpolicy MX 10 mx1.good", txt("_mta-sts.bigpolicy", "v=STSv1; id=1"),
         f"mta-sts.bigpolicy A {p}.20",
+        "gzbomb MX 10 mx1.good", txt("_mta-sts.gzbomb", "v=STSv1; id=1"),
+        f"mta-sts.gzbomb A {p}.20",
         "redirect MX 10 mx1.good", txt("_mta-sts.redirect", "v=STSv1; id=1"),
         f"mta-sts.redirect A {p}.20",
         "99.2.0.192.bl A 127.0.0.2", txt("99.2.0.192.bl", LISTING_REASON),
@@ -110,6 +113,7 @@ POLICIES = {
     "mta-sts.badsts.dom.test": "version: STSv1\nmode: enforce\nmx: mail.other.test\n"
                                "max_age: 86400\n",
     "mta-sts.bigpolicy.dom.test": "version: STSv1\nmode: testing\n" + "x" * (2 << 20),
+    "mta-sts.gzbomb.dom.test": "",
 }
 
 
@@ -127,6 +131,9 @@ class _PolicyHandler(http.server.BaseHTTPRequestHandler):
             return
         body = POLICIES[host].encode()
         self.send_response(200)
+        if host.startswith("mta-sts.gzbomb."):  # 8 MiB of policy in ~8 KiB
+            body = gzip.compress(b"version: STSv1\n" + b"#" * (8 << 20), compresslevel=9)
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -160,7 +167,8 @@ def domain_world(root: Path) -> Iterator[World]:
     expired = ca.issue_cert("mx.expired.dom.test", not_before=now - dt.timedelta(days=30),
                             not_after=now - dt.timedelta(days=1))
     web = ca.issue_cert(*(f"mta-sts.{d}.dom.test"
-                          for d in ("good", "badsts", "nopolicy", "bigpolicy", "redirect")))
+                          for d in ("good", "badsts", "nopolicy", "bigpolicy", "redirect",
+                                    "gzbomb")))
     server = DnsServer(root / "nsd")
     server.add_zone(ZONE, _zone(p, _rsa_key_b64()))
     with ExitStack() as stack:

@@ -4,7 +4,8 @@ No v=STSv1 record means the domain does not use MTA-STS: that passes (it is opti
 With one, the policy must be fetchable over verified HTTPS without redirects, valid, and
 (unless its mode is none) list a pattern for every MX, or enforcing senders stop delivering.
 The host mta-sts.<domain> is looked up with the domain checks' resolver, and the request
-goes to that address with the name as SNI and Host. The body is read to at most 1 MiB.
+goes to that address with the name as SNI and Host. The body is read to at most 1 MiB
+(after decompression, protocols/httpbody.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import httpx
 
 from mailcanary.probes.domain.records import parse_sts_policy, sts_record_problem, uncovered_mx
 from mailcanary.probes.domain.run import DomainRun, Outcome, failed, passed
+from mailcanary.protocols.httpbody import capped_request
 from mailcanary.protocols.transport import tls_context
 
-MAX_BODY = 1 << 20
 POLICY_PATH = "/.well-known/mta-sts.txt"
 
 
@@ -70,19 +71,11 @@ async def fetch_policy(run: DomainRun, host: str) -> str:
     try:
         async with httpx.AsyncClient(verify=tls_context(run.entry.ca_file), trust_env=False,
                                      follow_redirects=False, timeout=run.budget) as client:
-            request = client.build_request(
-                "GET", f"https://{literal}{POLICY_PATH}", headers={"Host": host},
-                extensions={"sni_hostname": host})
-            response = await client.send(request, stream=True)
-            try:
-                return await _read(response)
-            finally:
-                await response.aclose()
+            response = await capped_request(
+                client, "GET", f"https://{literal}{POLICY_PATH}", total=run.budget,
+                headers={"Host": host}, extensions={"sni_hostname": host})
     except httpx.HTTPError as exc:
         raise PolicyFetchError(f"{type(exc).__name__}: {exc}") from None
-
-
-async def _read(response: httpx.Response) -> str:
     if response.status_code != 200:
         where = response.headers.get("location")
         raise PolicyFetchError(f"HTTP {response.status_code}"
@@ -90,9 +83,4 @@ async def _read(response: httpx.Response) -> str:
     media = response.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "text/plain":
         raise PolicyFetchError(f"Content-Type {media or 'missing'}, not text/plain")
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise PolicyFetchError(f"the policy is larger than {MAX_BODY} bytes")
-    return body.decode("utf-8", "replace")
+    return response.text
