@@ -20,6 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mailcanary"
 # (module path, name) -> why it may be process-wide.
 ALLOWED = {
     ("protocols/limits.py", "_holder"): "a ContextVar: per task (each probe's slot holder)",
+    ("probes/domain/spf.py", "_RESOLVER"): "a ContextVar: per worker-thread call (pyspf's one "
+    "DNS hook reads the run's resolver from it)",
     # Answers that depend only on their key (a ca_file's path, mtime and size): the same for
     # every runtime, so sharing them shares no state (a trust store costs ~20 ms to load).
     ("protocols/tls.py", "_cached_context"): "pure cache keyed by the file's identity",

@@ -17,7 +17,7 @@ import httpx
 from mailcanary.probes.domain.records import parse_sts_policy, sts_record_problem, uncovered_mx
 from mailcanary.probes.domain.run import DomainRun, Outcome, failed, passed
 from mailcanary.protocols.httpbody import capped_request
-from mailcanary.protocols.transport import tls_context
+from mailcanary.protocols.tls import tls_context
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 

@@ -17,7 +17,7 @@ from mailcanary.diagnosis import Where, classify
 from mailcanary.diagnosis.hints import MX_STARTTLS_HINT
 from mailcanary.probes.domain.run import DomainRun, Outcome, failed, passed
 from mailcanary.protocols.smtp import SmtpClient
-from mailcanary.protocols.transport import tls_context
+from mailcanary.protocols.tls import tls_context
 from mailcanary.result import ProbeContext, TLSInfo
 
 SMTP_PORT = 25
@@ -98,7 +98,7 @@ async def _one_mx(
     limit = run.budget * 0.9  # within the check's own budget: the MX is named on a timeout
     for address in addresses:
         sub = ProbeContext(probe=run.ctx.probe, target=run.ctx.target, redact=run.ctx.redact,
-                          keep_transcript=run.ctx.keep_transcript)
+                          keep_transcript=run.ctx.keep_transcript, runtime=run.ctx.runtime)
         client = MxClient(sub, mx, address, tls)
         try:
             async with asyncio.timeout(limit):
