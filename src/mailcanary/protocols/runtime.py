@@ -57,7 +57,8 @@ class Runtime:
     def for_config(cls, config: Config) -> Runtime:
         """The daemon's and `check`'s runtime: the config's connection limits and names."""
         return cls(limits=ConnectionLimits.for_config(config),
-                   helo_name=config.daemon.helo_name, state_dir=config.daemon.state_dir)
+                   helo_name=config.daemon.helo_name, state_dir=config.daemon.state_dir,
+                   resolver=Resolver(nameservers=config.daemon.nameservers or ()))
 
     def reconfigure(self, config: Config) -> None:
         """A reload: new names; the doctor asks again (the admin may have fixed the
@@ -65,6 +66,7 @@ class Runtime:
         scheduler's to change (`ConnectionLimits.configure`), once none is in use."""
         self.helo_name = config.daemon.helo_name
         self.state_dir = config.daemon.state_dir
+        self.resolver.use_nameservers(config.daemon.nameservers or ())
         self.doctor.clear()
 
     async def helo(self) -> str:

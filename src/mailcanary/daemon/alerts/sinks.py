@@ -19,6 +19,7 @@ from mailcanary.i18n import Translator, translator
 
 __all__ = ["EmailSink", "Sink", "SinkError", "make_sink", "readable", "summary"]
 from mailcanary.protocols.httpbody import capped_request
+from mailcanary.protocols.resolver import Resolver
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.protocols.signin import smtp_login
 from mailcanary.protocols.smtp import SmtpClient
@@ -114,8 +115,9 @@ class EmailSink:
         message["Message-ID"] = email.utils.make_msgid(domain=account.address.split("@")[1])
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(readable(event, tr) + "\n")
-        # A runtime of its own: the daemon's `helo_name`, no probe's connection slot.
-        runtime = Runtime(helo_name=config.daemon.helo_name)
+        # A runtime of its own: the daemon's `helo_name` and nameservers, no probe's slot.
+        runtime = Runtime(helo_name=config.daemon.helo_name,
+                          resolver=Resolver(nameservers=config.daemon.nameservers or ()))
         ctx = ProbeContext(probe="alert", target=account.name, runtime=runtime)
         tls = tls_context(account.ca_file) if account.smtp.security != "none" else None
         client = SmtpClient(ctx, account.smtp, tls)
