@@ -20,7 +20,7 @@ from mailcanary.config import AccountConfig, Config, config_from_dict
 from mailcanary.daemon.app import Daemon
 from mailcanary.daemon.exposition import render_chunks
 from mailcanary.daemon.scheduler import ProbeScheduler
-from mailcanary.diagnosis import CLASS_OF
+from mailcanary.diagnosis import CLASS_OF, TAXONOMY
 from mailcanary.probes import PROBES
 from mailcanary.probes.kind import AnyEndpoint, ProbeKind, Selection, Upkeep
 from mailcanary.probes.selection import SelectionError, select_probes, selections
@@ -52,6 +52,7 @@ def every_kind_config(state_dir: Path, port: int = 1, password: str = "pw-a") ->
         "routes": [{"from": "alice", "to": "bob"}],
         "inbound": [{"name": "signup", "account": "bob",
                      "match": {"subject": "Welcome"}}],
+        "domains": [{"name": "example-domain", "domain": "example.test"}],
     })
 
 
@@ -80,9 +81,14 @@ def test_every_kind_provides_the_contract(name: str, tmp_path: Path) -> None:
         assert kind.timeout(config, target) > 0
         assert kind.interval(config, target) > 0
         accounts = kind.accounts(config, target)
-        assert accounts and all(isinstance(a, AccountConfig) for a in accounts)
+        assert all(isinstance(a, AccountConfig) for a in accounts)
+        # A kind that can fail on credentials names whose (its backoff identity); a kind
+        # without any (domain) names none.
+        assert accounts or not set(kind.reasons) & set(TAXONOMY["auth"])
         assert all(s == "127.0.0.1:1" for s in kind.servers(config, target))
-        assert kind.servers(config, target), "a kind talks to at least one server"
+        # The servers known before it runs: a kind that logs in talks to its accounts'; one
+        # that learns them at run time (domain: the MX hosts, from DNS) names none.
+        assert kind.servers(config, target) or not accounts
         assert set(kind.preset_phases(config, target)) <= set(kind.phases)
         assert isinstance(kind.fingerprint(config, target), str)
         home = kind.home(config, target)  # the mailbox its server/labels come from
@@ -95,7 +101,7 @@ def test_every_kind_provides_the_contract(name: str, tmp_path: Path) -> None:
 
 def test_selection_flags_name_each_selection_once() -> None:
     flags = [s.flag for s in selections()]
-    assert flags == ["account", "route", "inbound"]
+    assert flags == ["account", "route", "inbound", "domain"]
 
 
 # ---------------------------------------------------------------- a kind nobody knows
@@ -248,5 +254,5 @@ def test_check_of_an_account_loads_no_daemon_nor_other_kinds(tmp_path: Path) -> 
     assert "mailcanary.probes.runner" in loaded  # it did run the probe
     heavy = {"mailcanary.daemon", "apscheduler", "prometheus_client", "httpx", "sqlite3",
              "mailcanary.probes.inbound.probe", "mailcanary.probes.roundtrip.probe",
-             "mailcanary.cli.oauth2"}
+             "mailcanary.cli.oauth2", "mailcanary.probes.domain.probe", "dns", "spf", "dkim"}
     assert not loaded & heavy

@@ -8,6 +8,7 @@ kind is one folder that builds its `ProbeKind` and one line here.
 from __future__ import annotations
 
 from mailcanary.probes import imap, pop3, smtp
+from mailcanary.probes.domain import kind as domain
 from mailcanary.probes.inbound import kind as inbound
 from mailcanary.probes.kind import ProbeKind
 from mailcanary.probes.roundtrip import kind as roundtrip
@@ -18,6 +19,7 @@ PROBES: dict[str, ProbeKind] = {
     "pop3": pop3.KIND,
     "roundtrip": roundtrip.KIND,
     "inbound": inbound.KIND,
+    "domain": domain.KIND,
 }
 
 __all__ = ["PROBES", "ProbeKind"]

@@ -5,8 +5,8 @@ check runs at once, each within the probe's timeout less a margin, so one slow c
 leaves the others' verdicts. The result carries them all in `checks`; the first failing one
 in the contract's order raises, and so decides class, reason, detail and phase.
 
-The check modules (dnspython, pyspf, dkimpy, httpx) load on the first run, not at import:
-`mailcanary --version` and a `check` of other kinds do not pay for them.
+This module and the checks' (dnspython, pyspf, dkimpy, httpx) load on the first run
+(kind.py imports it then): a `check` of other kinds does not pay for them.
 """
 
 from __future__ import annotations
@@ -16,23 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 
 from mailcanary.config import Config
-from mailcanary.diagnosis import TAXONOMY, DomainCheckFailed, Where, classify
-from mailcanary.probes.domain.run import DomainRun, Outcome, failed
+from mailcanary.diagnosis import DomainCheckFailed, Where, classify
+from mailcanary.probes.domain.run import DomainRun, Outcome, failed, timeout
 from mailcanary.result import ProbeContext
 
-REASONS: tuple[str, ...] = (
-    *TAXONOMY["dns_policy"], *TAXONOMY["reputation"], *TAXONOMY["dns"],
-    *TAXONOMY["network"], *TAXONOMY["timeout"], *TAXONOMY["tls"], *TAXONOMY["server"],
-    *TAXONOMY["rejected"], "rate_limited", "too_many_connections", "protocol_error",
-    "config_error",
-)
 MARGIN = 1.0  # seconds of the timeout kept for collecting the verdicts
 
 Check = Callable[[DomainRun], Awaitable[Outcome]]
-
-
-def timeout(config: Config, target: str) -> float:
-    return config.domain(target).timeout or config.defaults.timeout
 
 
 def _checks() -> dict[str, Check]:

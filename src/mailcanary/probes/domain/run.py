@@ -6,11 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mailcanary.config import DomainConfig
+from mailcanary.config import Config, DomainConfig
 from mailcanary.result import ProbeContext
 
 if TYPE_CHECKING:  # dnspython loads with the first run, not with the registry
     from mailcanary.protocols.dns import Dns
+
+
+def timeout(config: Config, target: str) -> float:
+    """The whole run's limit: the entry's timeout, else [defaults].timeout."""
+    return config.domain(target).timeout or config.defaults.timeout
 
 
 @dataclass(frozen=True)
