@@ -46,13 +46,13 @@ async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
     verdicts: dict[str, Outcome] = {}
     if {"mx", "mx_tls", "mta_sts"} & set(entry.checks):
         start = time.perf_counter()
-        verdicts["mx"] = await _guarded(run, "mx", lookup_mx)
+        verdicts["mx"] = await _guarded(run, lookup_mx)
         ctx.phases["dns"] = ctx.phases.get("dns", 0.0) + time.perf_counter() - start
         if not verdicts["mx"].ok:
             run.mx_failure = verdicts["mx"]
     table = _checks()
     names = [name for name in entry.checks if name != "mx"]
-    outcomes = await asyncio.gather(*(_guarded(run, name, table[name]) for name in names))
+    outcomes = await asyncio.gather(*(_guarded(run, table[name]) for name in names))
     verdicts.update(zip(names, outcomes, strict=True))
     ordered = [(name, verdicts[name]) for name in entry.checks]
     ctx.extra["checks"] = {name: outcome.as_json() for name, outcome in ordered}
@@ -62,7 +62,7 @@ async def probe(ctx: ProbeContext, config: Config, target: str) -> None:
             raise DomainCheckFailed(outcome.reason, f"{name}: {outcome.detail}", outcome.hint)
 
 
-async def _guarded(run: DomainRun, name: str, check: Check) -> Outcome:
+async def _guarded(run: DomainRun, check: Check) -> Outcome:
     """One check's Outcome, also when it raises or overruns (our bugs still raise)."""
     try:
         async with asyncio.timeout(run.budget):
