@@ -167,14 +167,14 @@ HINTS: dict[str, str] = {
 }
 
 # An MX without STARTTLS: no password is at stake, the mail itself travels in clear text.
-MX_STARTTLS_HINT = (
+MX_STARTTLS_HINT = N_(
     "The MX {host} does not offer STARTTLS, so mail to this domain travels in clear text, and "
     "senders that require TLS (an MTA-STS policy in enforce mode) do not deliver to it. "
     "Enable STARTTLS with a certificate for {host}."
 )
 
 # A DNSBL that answers 127.255.255.x refused the query: it is not a listing.
-DNSBL_REFUSED_HINT = (
+DNSBL_REFUSED_HINT = N_(
     "The blocklist refused to answer (127.255.255.x), so this IP could not be checked; it is "
     "not a listing. Public blocklists such as Spamhaus refuse queries that come through big "
     "public resolvers (8.8.8.8, 1.1.1.1, an ISP's): set [daemon] nameservers to a local "

@@ -15,6 +15,7 @@ import ipaddress
 import socket
 
 from mailcanary.diagnosis.hints import DNSBL_REFUSED_HINT
+from mailcanary.i18n import Text
 from mailcanary.probes.domain.run import DomainRun, Outcome, failed, passed
 from mailcanary.protocols.dns import reverse_query_name
 
@@ -39,7 +40,7 @@ async def _one(run: DomainRun, ip: str, zone: str) -> Outcome:
     if refused:
         why = _REFUSALS.get(refused[0], "query refused")
         return failed("dns_error", f"{zone} refused to answer for {ip}: {refused[0]} ({why}); "
-                      "not a listing", hint=DNSBL_REFUSED_HINT)
+                      "not a listing", hint=Text(DNSBL_REFUSED_HINT))
     listed = [a for a in answers if ipaddress.ip_address(a) in _LOOPBACK]
     if not listed:
         return failed("dns_error", f"{zone} answered {', '.join(answers)} for {ip}, outside "

@@ -15,6 +15,7 @@ import ssl
 from mailcanary.config import SmtpEndpoint
 from mailcanary.diagnosis import Where, classify
 from mailcanary.diagnosis.hints import MX_STARTTLS_HINT
+from mailcanary.i18n import Text
 from mailcanary.probes.domain.run import DomainRun, Outcome, failed, passed
 from mailcanary.protocols.smtp import SmtpClient
 from mailcanary.protocols.tls import tls_context
@@ -113,7 +114,7 @@ async def _one_mx(
             detail = fail.detail
             if fail.reason == "timeout":
                 detail = f"no answer within {limit:.3g} s (phase {phase})"
-            hint = MX_STARTTLS_HINT.format(host=mx) if fail.reason == "starttls_unavailable" \
+            hint = Text(MX_STARTTLS_HINT, host=mx) if fail.reason == "starttls_unavailable" \
                 else fail.hint
             outcome = failed(fail.reason, f"{mx} ({address}): {detail}", phase or "connect",
                              hint)
