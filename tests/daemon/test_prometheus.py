@@ -130,7 +130,13 @@ async def test_dashboard_queries_return_data(testbed: MailTestBed, tmp_path: Pat
             f'[[inbound]]\nname = "signup-fail"\naccount = "dave"\ndeadline = "5s"\n'
             f'match = {{ body = "x{{token}}" }}\ntrigger = {{ url = "{app.url("fail")}" }}\n'
         )
+        # The Deliverability row's domain panels: a domain check whose DNS server is a dead
+        # loopback port fails every second (the NSD-backed checks live in tests/probes/domain).
+        parts.append('[[domains]]\nname = "dns-down"\ndomain = "example.test"\n'
+                     'checks = ["mx"]\ninterval = "1s"\ntimeout = "2s"\n')
         config = daemon_config(tmp_path, port, *parts, interval="1s")
+        dead_dns = f'nameservers = ["127.0.0.1:{free_port()}"]\n'
+        config.write_text(config.read_text().replace("[daemon]\n", "[daemon]\n" + dead_dns, 1))
         await dashboard_data(config, port, tmp_path)
 
 
