@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "systemd" / "mailcanary.service"
 PREFIX = "/opt/mailcanary"  # the venv of systemd/README.md step 1
 
-pytestmark = pytest.mark.slow
+# One worker builds the wheel for the whole module (two builds at once collide).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel-build")]
 
 
 def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -31,8 +32,13 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with the wheel built from this checkout (no dependencies: the console script
     and the data files are what the unit names; --version needs nothing else)."""
     tmp = tmp_path_factory.mktemp("install")
+    # Built from a copy: setuptools builds in the tree's build/, which a stale or concurrent
+    # build would mix into this wheel.
+    source = tmp / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache"))
     built = _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                 str(tmp / "wheels"), str(ROOT))
+                 str(tmp / "wheels"), str(source))
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((tmp / "wheels").glob("mailcanary-*.whl"))
     target = tmp / "opt-mailcanary"
