@@ -46,7 +46,8 @@ class InboundMatch(StrictModel):
     subject: str | None = None
     body: str | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              defer_build=True)
 
     @field_validator("from_", "subject", "body")
     @classmethod

@@ -351,7 +351,8 @@ class RouteConfig(StrictModel):
     deadline: Duration = 600.0
     slo: Duration = 60.0
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              defer_build=True)
 
     @property
     def effective_interval(self) -> float:

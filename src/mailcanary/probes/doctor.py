@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 import time
 
@@ -36,7 +37,7 @@ from mailcanary.diagnosis.doctor import (
 )
 from mailcanary.protocols.candidates import speaks
 from mailcanary.protocols.runtime import Runtime, runtime_of
-from mailcanary.protocols.tls import tls_context
+from mailcanary.protocols.tls import TLSSource, tls_context
 from mailcanary.result import ProbeContext
 
 log = structlog.get_logger("mailcanary.doctor")
@@ -46,7 +47,7 @@ MAX_SECONDS = 5.0
 
 
 async def _try(runtime: Runtime, protocol: str, host: str, cand: Candidate,
-               tls: ssl.SSLContext) -> bool:
+               tls: TLSSource) -> bool:
     try:
         return await speaks(runtime, protocol, host, cand.port, cand.security, tls=tls)
     except (OSError, ssl.SSLError, EOFError, ValueError, asyncio.IncompleteReadError,
@@ -67,7 +68,7 @@ def _decided(
 
 
 async def find_setting(runtime: Runtime, protocol: str, host: str, port: int, security: str,
-                       *, tls: ssl.SSLContext, budget: float) -> Candidate | None:
+                       *, tls: TLSSource, budget: float) -> Candidate | None:
     """The best working other setting for host, or None (none works within `budget`)."""
     order = candidates(protocol, port, security)
     results: dict[Candidate, bool] = {}
@@ -126,7 +127,8 @@ async def consult(ctx: ProbeContext, config: Config, fail: Failure) -> Failure:
         if endpoint is None:
             return fail
         host, port, security = endpoint.host, endpoint.effective_port, endpoint.security or "tls"
-        tls = tls_context(account.ca_file)
+        # Built when a candidate's TCP connection is up: a dead host loads no trust store.
+        tls = functools.partial(tls_context, account.ca_file)
         budget = min(config.timeout_of(account), MAX_SECONDS)
 
         async def search() -> Candidate | None:

@@ -9,11 +9,10 @@ no user name, no password, no AUTH. Every read is bounded in length and count.
 
 from __future__ import annotations
 
-import ssl
-
 from mailcanary.protocols.limits import holding
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.protocols.streams import LineClient
+from mailcanary.protocols.tls import TLSSource
 from mailcanary.result import ProbeContext
 
 _MAX_LINES = 64
@@ -85,11 +84,13 @@ async def _go_ahead(protocol: str, client: LineClient) -> bool:
 
 async def speaks(
     runtime: Runtime, protocol: str, host: str, port: int, security: str, *,
-    tls: ssl.SSLContext,
+    tls: TLSSource,
 ) -> bool:
     """True when host:port greets as `protocol` with `security` (tls or starttls) and the
     TLS handshake verifies. Raises OSError / ssl.SSLError / ValueError-like errors on
-    trouble (the caller treats any of them as "does not work").
+    trouble (the caller treats any of them as "does not work"). `tls` is best a factory
+    (protocols/tls.py): most candidates of a failed probe refuse the connection, and then
+    no trust store is loaded.
 
     The connection goes through `runtime`: its resolver cache, and a slot of its
     connection limits like any probe's connection (the server's, then a global one)."""

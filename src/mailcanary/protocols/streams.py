@@ -9,9 +9,9 @@ transcript, and close without waiting, so a probe cut by its timeout ends at onc
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 from mailcanary.diagnosis import ConnectionClosed, ProtocolViolation
+from mailcanary.protocols.tls import TLSSource, context_of
 from mailcanary.protocols.transport import connect, record_tls, start_tls
 from mailcanary.result import ProbeContext
 
@@ -24,7 +24,7 @@ def _stream() -> tuple[asyncio.StreamReader, asyncio.StreamReaderProtocol]:
 
 
 class LineClient:
-    def __init__(self, ctx: ProbeContext, host: str, port: int, tls: ssl.SSLContext | None):
+    def __init__(self, ctx: ProbeContext, host: str, port: int, tls: TLSSource | None):
         self.ctx = ctx
         self.host = host
         self.port = port
@@ -54,7 +54,8 @@ class LineClient:
         assert self.writer is not None and self.tls is not None
         reader, protocol = _stream()
         self.reader = None
-        transport = await start_tls(self.ctx, self.writer.transport, protocol, self.tls, self.host)
+        transport = await start_tls(self.ctx, self.writer.transport, protocol,
+                                    context_of(self.tls), self.host)
         protocol.connection_made(transport)  # start_tls does not call it
         # Kept: a StreamWriter closes its transport when collected, and the plaintext
         # transport is the one the TLS transport runs on.

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 from mailcanary.credentials import CredentialError
+
+TLSSource = ssl.SSLContext | Callable[[], ssl.SSLContext]
+"""A context, or how to make one: `connect` calls it once the TCP connection is up, so a
+refused or silent port never loads the trust store (the settings doctor's candidates)."""
+
+
+def context_of(tls: TLSSource) -> ssl.SSLContext:
+    return tls if isinstance(tls, ssl.SSLContext) else tls()
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:

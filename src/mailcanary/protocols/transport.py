@@ -25,7 +25,7 @@ from mailcanary.protocols.eyeballs import connect_first
 from mailcanary.protocols.limits import acquire_for
 from mailcanary.protocols.resolver import Address
 from mailcanary.protocols.runtime import runtime_of
-from mailcanary.protocols.tls import tls_context
+from mailcanary.protocols.tls import TLSSource, context_of, tls_context
 from mailcanary.result import ProbeContext, TLSInfo
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
@@ -68,17 +68,23 @@ async def open_socket(ctx: ProbeContext, host: str, port: int) -> socket.socket:
 
 async def connect(
     ctx: ProbeContext, host: str, port: int, factory: Callable[[], P],
-    tls: ssl.SSLContext | None,
+    tls: TLSSource | None,
 ) -> tuple[asyncio.Transport, P]:
-    """A transport on a connected socket (phases dns, connect, and tls when `tls`)."""
+    """A transport on a connected socket (phases dns, connect, and tls when `tls`; a
+    context factory is called only here, once the socket is connected)."""
     sock = await open_socket(ctx, host, port)
     loop = asyncio.get_running_loop()
-    # From here the transport owns `sock`: never close it here, not even when cancelled.
     if tls is None:
+        # From here the transport owns `sock`: never close it here, not even when cancelled.
         return await loop.create_connection(factory, sock=sock)
+    try:
+        context = context_of(tls)
+    except BaseException:
+        sock.close()  # still ours: no transport has it yet
+        raise
     with ctx.phase("tls"):
         return await loop.create_connection(
-            factory, sock=sock, ssl=tls, server_hostname=host,
+            factory, sock=sock, ssl=context, server_hostname=host,
             ssl_shutdown_timeout=SSL_SHUTDOWN_TIMEOUT,
         )
 
