@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import outage  # noqa: E402  (bench/, beside this file)
+from outage import prometheus_query, series  # noqa: E402
+
 from mailcanary.testbed import MailTestBed, ensure_installed  # noqa: E402  (after sys.path)
 from mailcanary.testbed.users import TestBedUser  # noqa: E402
+
+samples = series  # the name bench/overload.py and older notes use
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PASSWORD = "Fleet-pw-7c1e-Qx9"
@@ -107,48 +111,8 @@ def scrape(port: int) -> tuple[str, float]:
     return body, time.perf_counter() - start
 
 
-def samples(text: str, name: str) -> list[tuple[str, float]]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            head, _, value = line.rpartition(" ")
-            out.append((head, float(value)))
-    return out
-
-
 def lag_summary(text: str) -> dict[str, Any]:
-    """p50/p99 by linear interpolation inside the bucket (as histogram_quantile does), and
-    the smallest bucket bound that holds every run (max <= it)."""
-    buckets = []
-    for head, value in samples(text, "mailcanary_schedule_lag_seconds_bucket"):
-        le = head.split('le="', 1)[1].split('"', 1)[0]
-        buckets.append((float("inf") if le == "+Inf" else float(le), value))
-    buckets.sort()
-    total = buckets[-1][1] if buckets else 0.0
-
-    def quantile(q: float) -> float | None:
-        if not total:
-            return None
-        rank, low, below = q * total, 0.0, 0.0
-        for bound, count in buckets:
-            if count >= rank:
-                if bound == float("inf"):
-                    return low
-                return low + (bound - low) * (rank - below) / max(count - below, 1e-9)
-            low, below = bound, count
-        return None
-
-    max_le = next((b for b, c in buckets if c >= total), None)
-    return {"runs": total, "p50_seconds": quantile(0.5), "p99_seconds": quantile(0.99),
-            "max_at_most_seconds": max_le}
-
-
-def prometheus_query(url: str, expr: str) -> list[dict[str, Any]]:
-    query = urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=30) as resp:
-        doc: dict[str, Any] = json.loads(resp.read())
-    result: list[dict[str, Any]] = doc["data"]["result"]
-    return result
+    return outage.lag_summary(outage.lag_buckets(text))
 
 
 def start_prometheus(root: Path, daemon_port: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -170,48 +134,98 @@ def start_prometheus(root: Path, daemon_port: int) -> tuple[subprocess.Popen[byt
     return proc, f"http://127.0.0.1:{port}"
 
 
+def mark(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> outage.Mark:
+    text, _ = scrape(port)
+    return outage.Mark(time.time(), time.monotonic(), cpu_seconds(proc.pid), text,
+                       outage.written_bytes(proc.pid), log_path.stat().st_size)
+
+
+def measure(args: argparse.Namespace, bed: MailTestBed, proc: subprocess.Popen[bytes],
+            port: int, log_path: Path) -> tuple[list[outage.Mark], list[float], set[str]]:
+    """Sample RSS every 10 s for `--minutes`; with `--outage`, start it `--outage-after`
+    seconds in. Returns the window edges (measure start, outage start, end), all RSS
+    samples and the users whose logins the server rejects."""
+    edges = [mark(proc, port, log_path)]
+    t0, rss, failing = edges[0].mono, [], set[str]()
+    down_at = args.outage_after if args.outage else float("inf")
+    while (now := time.monotonic() - t0) < args.minutes * 60:
+        time.sleep(max(0.0, min(10.0, down_at - now, args.minutes * 60 - now)))
+        if time.monotonic() - t0 >= down_at:
+            edges.append(mark(proc, port, log_path))
+            failing, down_at = {u.name for u in bed.users[-args.outage:]}, float("inf")
+            outage.fail_logins(bed, failing)
+            print(json.dumps({"t": round(time.monotonic() - t0), "outage": len(failing)}),
+                  file=sys.stderr, flush=True)
+            continue
+        rss.append(rss_mib(proc.pid))
+        edges[-1].rss.append(rss[-1])
+        print(json.dumps({"t": round(time.monotonic() - t0), "rss_mib": round(rss[-1], 1),
+                          "cpu_s": round(cpu_seconds(proc.pid) - edges[0].cpu, 2)}),
+              file=sys.stderr, flush=True)
+    edges.append(mark(proc, port, log_path))
+    return edges, rss, failing
+
+
+def outage_report(args: argparse.Namespace, edges: list[outage.Mark], failing: set[str],
+                  prom_url: str) -> dict[str, Any]:
+    """Before and during the outage, and whether exactly the failing users failed auth."""
+    end = edges[-1].text
+    seen = outage.auth_failed_targets(end)
+    others = {outage.label(h, "target") for h, v in series(end, "mailcanary_probe_failures_total")
+              if v and outage.label(h, "target") not in failing}
+    return {
+        "accounts_failing": len(failing), "after_seconds": args.outage_after,
+        "auth_failure_delay_seconds": args.auth_failure_delay,
+        "before": outage.window(edges[0], edges[1], prom_url),
+        "during": outage.window(edges[1], edges[2], prom_url),
+        "auth_failed_targets_at_end": len(seen),
+        "failing_users_not_auth_failed": len(failing - seen),
+        "auth_failed_targets_not_failing_users": sorted(seen - failing)[:20],
+        "other_targets_with_failures": sorted(others)[:20],
+        "backoff_targets_at_end": outage.backoff_targets(end),
+    }
+
+
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     users = [TestBedUser(f"u{i:05d}", PASSWORD) for i in range(args.accounts)]
     bed = MailTestBed(root / "bed", users)
     started_bed = time.monotonic()
     bed.start()
     bed_start = time.monotonic() - started_bed
-    prom = None
+    prom, refusal = None, None
     try:
+        if args.outage:
+            outage.set_failure_delay(bed, args.auth_failure_delay)
+            refusal = outage.failed_login_seconds(bed, bed.users[0])
         port = free_port()
         config = write_config(bed, root, args, port)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-        log = (root / "daemon.log").open("wb")
+        log_path = root / "daemon.log"
+        log = log_path.open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "mailcanary", "run", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, env=env,
         )
         prom, prom_url = start_prometheus(root, port)
         time.sleep(args.warmup)
-        bed0, cpu0, t0 = bed_cpu(bed), cpu_seconds(proc.pid), time.monotonic()
-        text0, _ = scrape(port)
-        probes0 = sum(v for _, v in samples(text0, "mailcanary_probes_total"))
-        rss = []
-        while time.monotonic() - t0 < args.minutes * 60:
-            time.sleep(10)
-            rss.append(rss_mib(proc.pid))
-            print(json.dumps({"t": round(time.monotonic() - t0), "rss_mib": round(rss[-1], 1),
-                              "cpu_s": round(cpu_seconds(proc.pid) - cpu0, 2)}),
-                  file=sys.stderr, flush=True)
-        wall = time.monotonic() - t0
-        cpu, bed_used = cpu_seconds(proc.pid) - cpu0, bed_cpu(bed) - bed0
+        bed0 = bed_cpu(bed)
+        edges, rss, failing = measure(args, bed, proc, port, log_path)
+        wall = edges[-1].mono - edges[0].mono
+        cpu, bed_used = edges[-1].cpu - edges[0].cpu, bed_cpu(bed) - bed0
         timed = []
         for _ in range(args.scrapes):
             time.sleep(1.1)  # past the 1 s cache: each scrape is a fresh render
             timed.append(scrape(port))
         text = timed[-1][0]
-        probes = sum(v for _, v in samples(text, "mailcanary_probes_total")) - probes0
+        probes = sum(v for _, v in samples(text, "mailcanary_probes_total")) - sum(
+            v for _, v in samples(edges[0].text, "mailcanary_probes_total"))
         failures: dict[str, float] = {}
         for head, value in samples(text, "mailcanary_probe_failures_total"):
             reason = head.split('reason="', 1)[1].split('"', 1)[0]
             failures[reason] = failures.get(reason, 0) + value
         prom_scrape = prometheus_query(prom_url, "max_over_time(scrape_duration_seconds[5m])")
         prom_samples = prometheus_query(prom_url, "scrape_samples_scraped")
+        report = outage_report(args, edges, failing, prom_url) if args.outage else None
         proc.send_signal(signal.SIGTERM)
         stop_code = proc.wait(60)
         log.close()
@@ -221,7 +235,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             prom.wait(10)
         bed.stop()
     per_target = len(samples(text, "mailcanary_probe_success"))
-    return {
+    summary = {
         "accounts": args.accounts, "interval": args.interval, "routes": args.routes,
         "route_interval": args.route_interval, "minutes_measured": round(wall / 60, 2),
         "warmup_seconds": args.warmup, "bed_start_seconds": round(bed_start, 1),
@@ -243,6 +257,15 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "daemon_exit": stop_code,
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
     }
+    if report is not None:
+        daemon_log = log_path.read_text(errors="replace")
+        summary["outage"] = report | {
+            "failed_imap_login_seconds": round(refusal or 0.0, 3),
+            "state_files_after_stop": outage.state_files(root / "state"),
+            "log_tracebacks": daemon_log.count("Traceback"),
+            "log_internal_error": daemon_log.count("internal_error"),
+        }
+    return summary
 
 
 def main() -> int:
@@ -257,7 +280,18 @@ def main() -> int:
     parser.add_argument("--scrapes", type=int, default=5)
     parser.add_argument("--per-server", type=int, default=16)
     parser.add_argument("--global-slots", type=int, default=64)
+    parser.add_argument("--outage", type=int, default=0, metavar="N",
+                        help="the server starts rejecting the last N accounts' passwords")
+    parser.add_argument("--outage-after", type=float, default=60, metavar="SECONDS",
+                        help="seconds into the measurement (after --warmup)")
+    parser.add_argument("--auth-failure-delay", type=float, default=2.0, metavar="SECONDS",
+                        help="Dovecot's delay before a refusal, with --outage (default: "
+                             "Dovecot's own 2 s; the bed otherwise runs with 0)")
     args = parser.parse_args()
+    if not 0 <= args.outage <= args.accounts:
+        parser.error("--outage must be between 0 and --accounts")
+    if args.outage and not 0 < args.outage_after < args.minutes * 60:
+        parser.error("--outage-after must fall inside --minutes")
     ensure_installed()
     with tempfile.TemporaryDirectory(prefix="mcf-") as tmp:
         summary = run(args, Path(tmp))

@@ -26,9 +26,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from fleet import ROOT, TestBedUser, free_port, samples, write_config
+from fleet import PASSWORD, ROOT, free_port, samples, write_config
 
 from mailcanary.testbed import MailTestBed, ensure_installed
+from mailcanary.testbed.users import TestBedUser
 
 
 def scrape_once(port: int) -> str | None:
@@ -42,7 +43,7 @@ def scrape_once(port: int) -> str | None:
 
 
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    users = [TestBedUser(f"u{i:05d}", "Fleet-pw-7c1e-Qx9") for i in range(args.accounts)]
+    users = [TestBedUser(f"u{i:05d}", PASSWORD) for i in range(args.accounts)]
     bed = MailTestBed(root / "bed", users)
     bed.start()
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
