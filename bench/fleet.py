@@ -134,24 +134,27 @@ def start_prometheus(root: Path, daemon_port: int) -> tuple[subprocess.Popen[byt
     return proc, f"http://127.0.0.1:{port}"
 
 
-def mark(proc: subprocess.Popen[bytes], port: int, log_path: Path) -> outage.Mark:
+def mark(proc: subprocess.Popen[bytes], port: int, log_path: Path,
+         watch: outage.StateWatch) -> outage.Mark:
     text, _ = scrape(port)
     return outage.Mark(time.time(), time.monotonic(), cpu_seconds(proc.pid), text,
-                       outage.written_bytes(proc.pid), log_path.stat().st_size)
+                       outage.written_bytes(proc.pid), log_path.stat().st_size,
+                       watch.counts())
 
 
 def measure(args: argparse.Namespace, bed: MailTestBed, proc: subprocess.Popen[bytes],
-            port: int, log_path: Path) -> tuple[list[outage.Mark], list[float], set[str]]:
+            port: int, log_path: Path, watch: outage.StateWatch,
+            ) -> tuple[list[outage.Mark], list[float], set[str]]:
     """Sample RSS every 10 s for `--minutes`; with `--outage`, start it `--outage-after`
     seconds in. Returns the window edges (measure start, outage start, end), all RSS
     samples and the users whose logins the server rejects."""
-    edges = [mark(proc, port, log_path)]
+    edges = [mark(proc, port, log_path, watch)]
     t0, rss, failing = edges[0].mono, [], set[str]()
     down_at = args.outage_after if args.outage else float("inf")
     while (now := time.monotonic() - t0) < args.minutes * 60:
         time.sleep(max(0.0, min(10.0, down_at - now, args.minutes * 60 - now)))
         if time.monotonic() - t0 >= down_at:
-            edges.append(mark(proc, port, log_path))
+            edges.append(mark(proc, port, log_path, watch))
             failing, down_at = {u.name for u in bed.users[-args.outage:]}, float("inf")
             outage.fail_logins(bed, failing)
             print(json.dumps({"t": round(time.monotonic() - t0), "outage": len(failing)}),
@@ -162,7 +165,7 @@ def measure(args: argparse.Namespace, bed: MailTestBed, proc: subprocess.Popen[b
         print(json.dumps({"t": round(time.monotonic() - t0), "rss_mib": round(rss[-1], 1),
                           "cpu_s": round(cpu_seconds(proc.pid) - edges[0].cpu, 2)}),
               file=sys.stderr, flush=True)
-    edges.append(mark(proc, port, log_path))
+    edges.append(mark(proc, port, log_path, watch))
     return edges, rss, failing
 
 
@@ -209,7 +212,10 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         prom, prom_url = start_prometheus(root, port)
         time.sleep(args.warmup)
         bed0 = bed_cpu(bed)
-        edges, rss, failing = measure(args, bed, proc, port, log_path)
+        watch = outage.StateWatch(root / "state")
+        watch.start()
+        edges, rss, failing = measure(args, bed, proc, port, log_path, watch)
+        watch.stop.set()
         wall = edges[-1].mono - edges[0].mono
         cpu, bed_used = edges[-1].cpu - edges[0].cpu, bed_cpu(bed) - bed0
         timed = []

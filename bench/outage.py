@@ -18,6 +18,7 @@ import imaplib
 import json
 import os
 import ssl
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -144,6 +145,38 @@ def written_bytes(pid: int) -> int:
     return 0
 
 
+class StateWatch(threading.Thread):
+    """Counts the daemon's whole-file writes of backoff.json and alerts.json (each is a new
+    file renamed into place, at most one a second per file: a poll every 0.1 s sees each)."""
+
+    NAMES = ("backoff.json", "alerts.json")
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(daemon=True)
+        self.state_dir = state_dir
+        self.writes = dict.fromkeys(self.NAMES, 0)
+        self.bytes = dict.fromkeys(self.NAMES, 0)
+        self._seen: dict[str, tuple[int, int]] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            for name in self.NAMES:
+                try:
+                    st = (self.state_dir / name).stat()
+                except OSError:
+                    continue
+                key = (st.st_ino, st.st_mtime_ns)
+                if self._seen.get(name) != key:
+                    self._seen[name] = key
+                    self.writes[name] += 1
+                    self.bytes[name] += st.st_size
+
+    def counts(self) -> dict[str, int]:
+        return {**{f"{n}_writes": c for n, c in self.writes.items()},
+                **{f"{n}_bytes_written": c for n, c in self.bytes.items()}}
+
+
 @dataclass
 class Mark:
     """Everything measured at one edge of a window."""
@@ -154,6 +187,7 @@ class Mark:
     text: str
     wchar: int
     log_bytes: int
+    state: dict[str, int]  # StateWatch.counts()
     rss: list[float] = field(default_factory=list)  # samples taken after this mark
 
 
@@ -185,11 +219,12 @@ def window(start: Mark, end: Mark, prom_url: str) -> dict[str, Any]:
         "daemon_cpu_share_of_one_core": round(cpu / wall, 4),
         "daemon_cpu_ms_per_probe": round(1000 * cpu / probes, 3) if probes else None,
         "daemon_rss_mib_max": round(max(start.rss), 1) if start.rss else None,
-        "daemon_written_mib": round(written / 2**20, 2),
+        # wchar: files and sockets (the /metrics answers too); the log alone beside it
+        "daemon_wchar_mib": round(written / 2**20, 2),
         "daemon_log_mib": round(logged / 2**20, 2),
-        "daemon_written_mib_besides_log": round((written - logged) / 2**20, 2),
         "prometheus_scrape_duration_max_seconds": [float(r["value"][1]) for r in prom],
         "backoff_targets_at_end": backoff_targets(end.text),
+        "state_file_writes": {k: v - start.state.get(k, 0) for k, v in end.state.items()},
     }
 
 
@@ -210,7 +245,7 @@ def state_files(state_dir: Path) -> dict[str, Any]:
         out[f"{name}_bytes"] = path.stat().st_size if path.exists() else None
     backoff = state_dir / "backoff.json"
     if backoff.exists():
-        data = json.loads(backoff.read_text())
+        data = json.loads(backoff.read_text()).get("data", {})
         jobs = data.get("jobs", {})
         out["backoff_jobs"] = len(jobs)
         out["backoff_jobs_by_kind"] = {
