@@ -2,6 +2,8 @@
 
     python bench/fleet.py --accounts 1000 --interval 60s --minutes 3
     python bench/fleet.py --accounts 10000 --interval 5m --minutes 6
+    python bench/fleet.py --accounts 10000 --interval 5m --minutes 11 --outage 5000 \
+        --outage-after 300
 
 Starts a test bed with N users (Dovecot passwd-file, Postfix texthash maps), a daemon with
 N accounts (imap + smtp each) plus `--routes` round trips (every `--route-interval`), and a
@@ -10,6 +12,13 @@ CPU (Dovecot and Postfix processes, children included) every 10 s; at the end re
 schedule lag histogram, skipped runs, probe counts and failures from /metrics, times
 `--scrapes` sequential scrapes, and asks Prometheus for its own scrape duration and
 sample count. Prints one JSON summary.
+
+With `--outage N`, `--outage-after` seconds into the measurement the server starts refusing
+the last N accounts' passwords, IMAP and SMTP AUTH alike, with Dovecot's 2 s failure delay
+(bench/outage.py says how); the summary's "outage" part has the window before and the one
+during the outage (lag from the histogram's delta, skipped runs, probes, failures, CPU, RSS,
+state-file writes, Prometheus's scrape duration), whether exactly those N accounts failed
+`auth`, how many jobs back off, and backoff.json / alerts.json after the daemon stopped.
 """
 
 from __future__ import annotations
@@ -179,8 +188,8 @@ def outage_report(args: argparse.Namespace, edges: list[outage.Mark], failing: s
     return {
         "accounts_failing": len(failing), "after_seconds": args.outage_after,
         "auth_failure_delay_seconds": args.auth_failure_delay,
-        "before": outage.window(edges[0], edges[1], prom_url),
-        "during": outage.window(edges[1], edges[2], prom_url),
+        "before": outage.window(edges[0], edges[1], prom_url, failing),
+        "during": outage.window(edges[1], edges[2], prom_url, failing),
         "auth_failed_targets_at_end": len(seen),
         "failing_users_not_auth_failed": len(failing - seen),
         "auth_failed_targets_not_failing_users": sorted(seen - failing)[:20],

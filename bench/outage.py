@@ -135,6 +135,19 @@ def backoff_targets(text: str) -> int:
     return sum(1 for _, value in series(text, "mailcanary_probe_backoff_factor") if value > 1)
 
 
+def durations(text: str, skip: set[str]) -> dict[str, Any]:
+    """The last login probe's duration of the targets not in `skip` (the healthy ones): the
+    lag histogram ends when a run starts, so waiting for a connection slot held by a slow
+    refusal shows only here (and as timeouts)."""
+    values = sorted(v for h, v in series(text, "mailcanary_probe_duration_seconds")
+                    if label(h, "probe") in ("imap", "smtp") and label(h, "target") not in skip)
+    if not values:
+        return {"targets": 0}
+    p50, p99 = (values[min(len(values) - 1, int(q * len(values)))] for q in (0.5, 0.99))
+    return {"targets": len(values), "p50_seconds": round(p50, 3),
+            "p99_seconds": round(p99, 3), "max_seconds": round(values[-1], 3)}
+
+
 # ---------------------------------------------------------------------- windows
 
 def written_bytes(pid: int) -> int:
@@ -195,7 +208,7 @@ def _total(text: str, name: str) -> float:
     return sum(v for _, v in series(text, name))
 
 
-def window(start: Mark, end: Mark, prom_url: str) -> dict[str, Any]:
+def window(start: Mark, end: Mark, prom_url: str, failing: set[str]) -> dict[str, Any]:
     """The figures of the window [start, end): deltas of counters and of the histogram."""
     wall = end.mono - start.mono
     before, after = lag_buckets(start.text), lag_buckets(end.text)
@@ -224,6 +237,7 @@ def window(start: Mark, end: Mark, prom_url: str) -> dict[str, Any]:
         "daemon_log_mib": round(logged / 2**20, 2),
         "prometheus_scrape_duration_max_seconds": [float(r["value"][1]) for r in prom],
         "backoff_targets_at_end": backoff_targets(end.text),
+        "healthy_login_duration_at_end": durations(end.text, failing),
         "state_file_writes": {k: v - start.state.get(k, 0) for k, v in end.state.items()},
     }
 
