@@ -29,16 +29,20 @@ def counting(name):
 
 for name in ("load_default_certs", "set_default_verify_paths", "load_verify_locations"):
     setattr(ssl.SSLContext, name, counting(name))
+import gc, os
 from mailcanary.cli import main
+sys.argv = ["mailcanary", *ARGV]  # as the console script calls it
 try:
-    code = main(ARGV)
+    code = main()
 except SystemExit as exc:
     code = exc.code
 modules = sorted(sys.modules)
 loads = list(calls)
 ssl.create_default_context()
 print(json.dumps({"code": code, "modules": modules, "trust": loads,
-                  "control": calls[len(loads):]}), file=sys.stderr)
+                  "control": calls[len(loads):], "frozen": gc.get_freeze_count(),
+                  "gc": gc.isenabled(), "plugins": os.environ.get("PYDANTIC_DISABLE_PLUGINS")}),
+      file=sys.stderr)
 """
 
 # Never needed by `--version` nor by `check` of a login account.
@@ -104,3 +108,25 @@ def test_a_refused_check_loads_no_trust_store(tmp_path: Path) -> None:
     report = run_main(["check", "--json", "--config", str(refused_account(tmp_path))])
     assert "mailcanary.protocols.candidates" in report["modules"]  # the doctor did search
     assert report["trust"] == []
+
+
+def test_start_up_objects_are_frozen_out_of_the_collector(tmp_path: Path) -> None:
+    """The objects start-up makes (modules, models, schemas) live until exit: frozen, the
+    collections during the run and the one at exit skip them. A user's own
+    PYDANTIC_DISABLE_PLUGINS would win; unset, pydantic's plugin search is skipped."""
+    report = run_main(["check", "--config", str(refused_account(tmp_path))])
+    assert report["gc"] is True
+    assert report["frozen"] > 20_000
+    assert report["plugins"] == "__all__"
+
+
+def test_main_called_in_process_freezes_nothing(tmp_path: Path) -> None:
+    code = (
+        "import gc, os, sys\nfrom mailcanary.cli import main\n"
+        f"main(['check', '--config', {str(refused_account(tmp_path))!r}])\n"
+        "print(gc.isenabled(), gc.get_freeze_count(), "
+        "os.environ.get('PYDANTIC_DISABLE_PLUGINS'), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={"PYTHONPATH": str(SRC)}, check=False)
+    assert done.stderr.strip().splitlines()[-1] == "True 0 None"
