@@ -193,7 +193,8 @@ def outage_report(args: argparse.Namespace, edges: list[outage.Mark], failing: s
         "auth_failed_targets_at_end": len(seen),
         "failing_users_not_auth_failed": len(failing - seen),
         "auth_failed_targets_not_failing_users": sorted(seen - failing)[:20],
-        "other_targets_with_failures": sorted(others)[:20],
+        "other_targets_with_failures": len(others),
+        "other_targets_with_failures_first": sorted(others)[:20],
         "backoff_targets_at_end": outage.backoff_targets(end),
     }
 

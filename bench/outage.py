@@ -135,12 +135,13 @@ def backoff_targets(text: str) -> int:
     return sum(1 for _, value in series(text, "mailcanary_probe_backoff_factor") if value > 1)
 
 
-def durations(text: str, skip: set[str]) -> dict[str, Any]:
-    """The last login probe's duration of the targets not in `skip` (the healthy ones): the
+def durations(text: str, failing: set[str], *, healthy: bool) -> dict[str, Any]:
+    """The last login probe's duration of the healthy targets (or of the failing ones): the
     lag histogram ends when a run starts, so waiting for a connection slot held by a slow
     refusal shows only here (and as timeouts)."""
     values = sorted(v for h, v in series(text, "mailcanary_probe_duration_seconds")
-                    if label(h, "probe") in ("imap", "smtp") and label(h, "target") not in skip)
+                    if label(h, "probe") in ("imap", "smtp")
+                    and (label(h, "target") in failing) != healthy)
     if not values:
         return {"targets": 0}
     p50, p99 = (values[min(len(values) - 1, int(q * len(values)))] for q in (0.5, 0.99))
@@ -237,7 +238,8 @@ def window(start: Mark, end: Mark, prom_url: str, failing: set[str]) -> dict[str
         "daemon_log_mib": round(logged / 2**20, 2),
         "prometheus_scrape_duration_max_seconds": [float(r["value"][1]) for r in prom],
         "backoff_targets_at_end": backoff_targets(end.text),
-        "healthy_login_duration_at_end": durations(end.text, failing),
+        "healthy_login_duration_at_end": durations(end.text, failing, healthy=True),
+        "failing_login_duration_at_end": durations(end.text, failing, healthy=False),
         "state_file_writes": {k: v - start.state.get(k, 0) for k, v in end.state.items()},
     }
 
