@@ -375,8 +375,9 @@ class Config(BaseSettings):
         nested_model_default_partial_update=True,
     )
 
-    daemon: DaemonConfig = DaemonConfig()
-    defaults: Defaults = Defaults()
+    # Factories, not instances: an instance would build its model's validator at import.
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    defaults: Defaults = Field(default_factory=Defaults)
     accounts: list[AccountConfig] = Field(default_factory=list)
     routes: list[RouteConfig] = Field(default_factory=list)
     alerts: list[AlertConfig] = Field(default_factory=list)

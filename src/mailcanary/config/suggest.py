@@ -7,7 +7,6 @@ value, and a few words people use for another one (`ssl` for `tls`) are mapped o
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 from collections.abc import Sequence
@@ -40,6 +39,8 @@ def did_you_mean(word: object, choices: Sequence[str]) -> str:
     lowered = word.strip().lower()
     if SYNONYMS.get(lowered) in choices:
         return f" (did you mean {SYNONYMS[lowered]!r}?)"
+    import difflib  # noqa: PLC0415  (only a bad config needs it; `check` starts without)
+
     close = difflib.get_close_matches(lowered, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
