@@ -2,7 +2,15 @@
 
 Repeated failed logins get accounts locked (Microsoft, Yahoo, fail2ban). After an ``auth``
 or ``rate_limited`` failure a probe's interval doubles per consecutive such failure, up to
-8x; one result of another class restores it. Without persistence, config management (a
+8x. What ends a streak is a result that says the credentials or the rate are fine again: a
+success, or a failure *after* the login (a mailbox, a send, a delivery). A failure before
+the login (phases dns, connect, tls, greeting, starttls, token, or a timeout or network
+error during auth: ``BEFORE_LOGIN``) says nothing about either, so it neither ends nor
+extends the streak; otherwise an account in an auth outage whose next run times out
+waiting for a connection slot, or meets a dead server, would go back to full rate and add
+the load that made it time out. The same holds for ``rate_limited`` (``too_many_connections``
+at the greeting, a throttled send): only a run that got past the login ends it. The lockout
+pause (`count_login`) reasons the same way. Without persistence, config management (a
 SIGHUP a minute) or a crash loop would re-probe a wrong password at full rate, so the
 streaks survive reloads and restarts in ``backoff.json``, written at most once a second.
 
@@ -50,6 +58,11 @@ MAX_BACKOFF = 8
 PAUSE_REASONS = frozenset({"invalid_credentials", "account_locked", "app_password_required",
                            "basic_auth_disabled", "web_login_required"})
 BEFORE_LOGIN = frozenset({"dns", "connect", "tls", "greeting", "starttls", "token", "auth"})
+
+
+def logged_in(ok: bool, phase: str | None) -> bool:
+    """Whether a result got past the login (so it says something about the credentials)."""
+    return ok or phase not in BEFORE_LOGIN
 
 
 # (config, kind, target) -> the accounts whose credentials the job logs in with: the
@@ -191,12 +204,14 @@ class Backoff:
     def active(self, probe: str, target: str) -> bool:
         return self.get(probe, target) > 0
 
-    def record(self, probe: str, target: str, cls: str) -> tuple[int, int]:
-        """Count one result of class `cls`: (factor before, factor after)."""
+    def record(self, probe: str, target: str, cls: str,
+               phase: str | None = None) -> tuple[int, int]:
+        """Count one result of class `cls` that failed in `phase` (None: a success, or a
+        failure outside every phase): (factor before, factor after)."""
         before = self.factor(probe, target)
         if cls in BACKOFF_CLASSES:
             self.failures[probe, target] = self.get(probe, target) + 1
-        else:
+        elif logged_in(cls == "ok", phase):
             self.failures.pop((probe, target), None)
         return before, self.factor(probe, target)
 
@@ -229,7 +244,7 @@ class Backoff:
         name = accounts[0].name
         if result.reason in PAUSE_REASONS:
             self.logins[name] = self.logins.get(name, 0) + 1
-        elif result.ok or result.phase not in BEFORE_LOGIN:  # it logged in
+        elif logged_in(result.ok, result.phase):
             self.logins.pop(name, None)
         if self.logins.get(name, 0) < limit or name in self.paused:
             return None

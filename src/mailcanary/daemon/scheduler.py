@@ -271,7 +271,7 @@ class ProbeScheduler:
         """Newest result and the backoff; a changed factor reschedules the job."""
         job_id = f"{kind}:{target}"
         self.last[job_id] = result
-        before, after = self.backoff.record(kind, target, result.cls)
+        before, after = self.backoff.record(kind, target, result.cls, result.phase)
         pausing = self.backoff.count_login(self.config, kind, target, result)
         if pausing is not None:
             self._set_paused(pausing, True, result.reason)
