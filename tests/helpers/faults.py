@@ -8,6 +8,7 @@ provider's exact words (Google's and Microsoft's replies are the one thing we mu
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import socket
 import ssl
@@ -43,6 +44,10 @@ class Script:
     # IMAP: the capabilities after login, sent only in reply to CAPABILITY (as Exchange does).
     caps_after_login: str | None = None
     folders: tuple[str, ...] = ("INBOX",)  # IMAP: what LIST answers
+    # IMAP: these users' logins are refused after `refusal_delay` seconds (a provider's
+    # failure delay in an auth outage); the others get `login_reply`.
+    refused: frozenset[str] = frozenset()
+    refusal_delay: float = 0.0
     received: list[str] = field(default_factory=list)
     connections: int = 0  # accepted so far
 
@@ -66,6 +71,18 @@ def _reply_tag(script: Script, tag: str, cmd: str) -> str:
     if script.tags == "wrong_on_login" and cmd == "LOGIN":
         return "ZZZ999"
     return tag
+
+
+def _imap_user(cmd: str, rest: str) -> str:
+    """The user of `LOGIN user pass` or `AUTHENTICATE PLAIN <base64>` (SASL-IR)."""
+    words = rest.split(" ")
+    if cmd == "LOGIN":
+        return words[1].strip('"') if len(words) > 1 else ""
+    try:
+        parts = base64.b64decode(words[-1]).split(b"\0")
+    except ValueError:
+        return ""
+    return parts[1].decode(errors="replace") if len(parts) == 3 else ""
 
 
 async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -100,6 +117,9 @@ async def _imap(script: Script, reader: asyncio.StreamReader, writer: asyncio.St
                 await asyncio.sleep(3600)
                 return
             reply = script.login_reply
+            if _imap_user(cmd, rest) in script.refused:
+                await asyncio.sleep(script.refusal_delay)
+                reply = "NO [AUTHENTICATIONFAILED] Authentication failed."
             if reply.startswith("*"):  # untagged lines first, then "NO ..."
                 untagged, _, reply = reply.partition("\n")
                 writer.write(untagged.encode() + b"\r\n")

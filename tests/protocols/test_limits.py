@@ -11,9 +11,11 @@ import pytest
 from mailcanary.protocols import resolver as resolver_mod
 from mailcanary.protocols.limits import (
     ConnectionLimits,
+    SlotTimeout,
     acquire_for,
     holding,
     release_held,
+    waits_outside,
 )
 from mailcanary.protocols.resolver import Resolver
 
@@ -61,6 +63,63 @@ async def test_next_connection_and_delivery_wait_give_slots_back() -> None:
         with holding(limits):
             await asyncio.wait_for(acquire_for("smtp.test", 587), 0.5)
     assert limits.global_slots._value == 8
+
+
+async def hold_slot(limits: ConnectionLimits, host: str, seconds: float) -> None:
+    with holding(limits):
+        await acquire_for(host, 1)
+        await asyncio.sleep(seconds)
+
+
+async def test_a_slot_wait_stops_the_probe_timeout() -> None:
+    """A 0.3 s wait for the only global slot under a 0.2 s timeout: no timeout, and the
+    deadline is pushed out by exactly the wait (the probe keeps its whole 0.2 s)."""
+    limits = ConnectionLimits(total=1, per_server=4)
+    other = asyncio.create_task(hold_slot(limits, "a.test", 0.3))
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    with holding(limits):
+        async with asyncio.timeout(0.2) as deadline:
+            with waits_outside(deadline, 1.0):
+                start = loop.time()
+                waited = await acquire_for("b.test", 1)
+                assert 0.25 < waited < 0.5
+                when = deadline.when()
+                assert when is not None and abs(when - (start + waited + 0.2)) < 0.02
+                assert await acquire_for("b.test", 1) == 0.0  # free: no wait
+    await other
+
+
+@pytest.mark.parametrize(("total", "per_server", "caps", "names"), [
+    (1, 4, {}, "`[daemon] max_concurrent_probes = 1`"),
+    (8, 1, {}, "`[daemon] max_connections_per_server = 1`"),
+    (8, 4, {"a.test:1": 1}, "its endpoint's `max_connections = 1`"),
+])
+async def test_a_slot_wait_has_its_own_bound_and_names_the_full_limit(
+    total: int, per_server: int, caps: dict[str, int], names: str,
+) -> None:
+    """Behind a dead server's connection the wait ends after its budget (0.2 s in all,
+    across the probe's connections), as a timeout that says which limit was full; the
+    probe's own timeout (5 s) is still running afterwards and no slot stays taken."""
+    limits = ConnectionLimits(total=total, per_server=per_server, caps=caps)
+    other = asyncio.create_task(hold_slot(limits, "a.test", 3600))
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    with holding(limits):
+        async with asyncio.timeout(5) as deadline:
+            with waits_outside(deadline, 0.2):
+                start = loop.time()
+                with pytest.raises(SlotTimeout, match=r"waited 0\.2 s for a connection "
+                                   r"slot to a\.test:1 in vain") as caught:
+                    await acquire_for("a.test", 1)
+                assert 0.2 <= loop.time() - start < 0.4
+                assert names in str(caught.value)
+                assert not deadline.expired()
+                with pytest.raises(SlotTimeout):  # the budget is spent: at once
+                    await asyncio.wait_for(acquire_for("a.test", 1), 0.05)
+    assert all(v == 0 for k, v in limits.busy.items() if k != "a.test:1")
+    assert limits.busy["a.test:1"] == 1  # the dead server's own connection only
+    other.cancel()
 
 
 async def test_no_holder_means_no_limits() -> None:

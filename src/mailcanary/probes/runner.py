@@ -18,7 +18,7 @@ from mailcanary.diagnosis import Failure, classify, failure
 from mailcanary.probes import PROBES
 from mailcanary.probes.doctor import consult
 from mailcanary.probes.kind import ProbeKind
-from mailcanary.protocols.limits import holding, release_held
+from mailcanary.protocols.limits import SlotTimeout, holding, release_held, waits_outside
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeContext, ProbeResult
 
@@ -54,14 +54,14 @@ async def _run(kind: str, target: str, config: Config, probe: ProbeKind, *,
     try:
         limit = probe.timeout(config, target)
         limit = limit if time_limit is None else min(limit, time_limit)
-        async with asyncio.timeout(limit):
-            await probe.run(ctx, config, target)
+        async with asyncio.timeout(limit) as deadline:
+            with waits_outside(deadline, slot_budget(probe, config, target, limit, time_limit)):
+                await probe.run(ctx, config, target)
     except TimeoutError as exc:
         fail = classify(exc, ctx.current_phase, ctx.where)
-        fail = Failure(
-            fail.cls, fail.reason, f"no answer within {limit:g} s (phase {ctx.current_phase})",
-            fail.hint,
-        )
+        words = str(exc) if isinstance(exc, SlotTimeout) else \
+            f"no answer within {limit:g} s (phase {ctx.current_phase})"
+        fail = Failure(fail.cls, fail.reason, words, fail.hint)
     except Exception as exc:
         fail = classify(exc, ctx.current_phase, ctx.where)
         log_exception(ctx, exc, fail.reason)
@@ -91,6 +91,16 @@ async def _run(kind: str, target: str, config: Config, probe: ProbeKind, *,
     )
     log_result(result)
     return result
+
+
+def slot_budget(probe: ProbeKind, config: Config, target: str, limit: float,
+                time_limit: float | None) -> float:
+    """How long a probe may wait for connection slots with its timeout stopped: until its
+    next run is due less its timeout (at least the timeout), so it ends before that run.
+    A scrape's `time_limit` is a hard one: there the wait counts in the timeout (0)."""
+    if time_limit is not None:
+        return 0.0
+    return max(limit, probe.interval(config, target) - limit)
 
 
 def log_exception(ctx: ProbeContext, exc: BaseException, reason: str) -> None:

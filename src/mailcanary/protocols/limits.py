@@ -12,6 +12,15 @@ connection costs the server a file descriptor, not a login.
 The daemon installs a `SlotHolder` per probe in a context variable (`holding`); the
 transport calls `acquire_for` before it connects. `check` takes the same slots (its runtime's
 `ConnectionLimits`), and so do the settings doctor's candidate connections.
+
+Waiting for a slot is not the server's answer time: while a probe waits, its own timeout
+stands still (`waits_outside`: the runner hands over its `asyncio.timeout`, which is pushed
+out by the wait). Otherwise, in an auth outage, the slow refusals (a provider's 2 s failure
+delay each) would hold the slots and the healthy accounts of the same server would be
+reported `timeout` for waiting behind them. The wait has its own bound (the runner's:
+the interval minus the timeout, at least the timeout), so probes queued behind a dead
+server still get a verdict: `SlotTimeout`, a timeout in phase connect whose text names the
+server and the limit that was full.
 """
 
 from __future__ import annotations
@@ -54,6 +63,16 @@ class ConnectionLimits:
             entry = self.servers[key] = (asyncio.Semaphore(cap), cap)
         return key, entry[0]
 
+    def describe(self, key: str) -> str:
+        """Which limit was full: host:port's (`key`) or the global one (`""`)."""
+        if not key:
+            return (f"all {self.total} connections allowed by `[daemon] max_concurrent_probes"
+                    f" = {self.total}` were in use")
+        cap = self.servers[key][1] if key in self.servers else self.per_server
+        setting = f"its endpoint's `max_connections = {cap}`" if key in self.caps else \
+            f"`[daemon] max_connections_per_server = {cap}`"
+        return f"all {cap} connections to it allowed by {setting} were in use"
+
     @classmethod
     def for_config(cls, config: Config) -> ConnectionLimits:
         daemon = config.daemon
@@ -78,23 +97,62 @@ def server_caps(config: Config) -> dict[str, int]:
     return caps
 
 
+class SlotTimeout(TimeoutError):
+    """No slot within the wait's bound: a timeout in phase connect, saying which limit."""
+
+
 @dataclass
 class SlotHolder:
     """The slots one probe holds now; released on its next connection, its delivery wait
-    or its end."""
+    or its end. `deadline`: the probe's timeout, stopped while it waits for a slot, which
+    it may do for `budget` seconds in all (None: the wait counts in the timeout)."""
 
     limits: ConnectionLimits
     held: list[tuple[str, asyncio.Semaphore]] = field(default_factory=list)
+    deadline: asyncio.Timeout | None = None
+    budget: float = 0.0
 
-    async def acquire(self, host: str, port: int) -> None:
+    async def acquire(self, host: str, port: int) -> float:
+        """Take host:port's slot, then a global one; the seconds waited."""
         self.release()
-        limits = self.limits
-        key, server = limits.server(host, port)
+        key, server = self.limits.server(host, port)
+        deadline = self.deadline
+        free = not server.locked() and not self.limits.global_slots.locked()
+        if free or deadline is None or deadline.expired() or deadline.when() is None:
+            start = asyncio.get_running_loop().time()
+            await self._wait(key, server)  # free: returns without suspending
+            return 0.0 if free else asyncio.get_running_loop().time() - start
+        return await self._wait_outside(deadline, key, server)
+
+    async def _wait_outside(self, deadline: asyncio.Timeout, key: str,
+                            server: asyncio.Semaphore) -> float:
+        """Wait with the probe's timeout stopped, at most `budget` seconds."""
+        loop = asyncio.get_running_loop()
+        when, start = deadline.when(), loop.time()
+        assert when is not None
+        deadline.reschedule(None)
+        try:
+            async with asyncio.timeout(max(self.budget, 0.0)):
+                await self._wait(key, server)
+        except TimeoutError:
+            full = self.limits.describe(key if not self.held else "")
+            raise SlotTimeout(
+                f"waited {loop.time() - start:.1f} s for a connection slot to {key} in vain: "
+                f"{full} (the server answers slowly or not at all, e.g. it refuses "
+                "logins with a failure delay or does not answer)") from None
+        finally:
+            waited = loop.time() - start
+            self.budget -= waited
+            if not deadline.expired():
+                deadline.reschedule(when + waited)
+        return waited
+
+    async def _wait(self, key: str, server: asyncio.Semaphore) -> None:
         await server.acquire()
-        limits.busy[key] = limits.busy.get(key, 0) + 1
+        self.limits.busy[key] = self.limits.busy.get(key, 0) + 1
         self.held = [(key, server)]
-        await limits.global_slots.acquire()
-        self.held.append(("", limits.global_slots))
+        await self.limits.global_slots.acquire()
+        self.held.append(("", self.limits.global_slots))
 
     def release(self) -> None:
         held, self.held = self.held, []
@@ -122,10 +180,25 @@ def holding(limits: ConnectionLimits | None) -> Iterator[SlotHolder | None]:
             holder.release()
 
 
-async def acquire_for(host: str, port: int) -> None:
+async def acquire_for(host: str, port: int) -> float:
+    """The current probe's slots for a connection to host:port; the seconds it waited."""
     holder = _holder.get()
-    if holder is not None:
-        await holder.acquire(host, port)
+    return 0.0 if holder is None else await holder.acquire(host, port)
+
+
+@contextlib.contextmanager
+def waits_outside(deadline: asyncio.Timeout, budget: float) -> Iterator[None]:
+    """Within this block the current probe's slot waits stop `deadline` (its timeout),
+    for at most `budget` seconds in all."""
+    holder = _holder.get()
+    if holder is None or budget <= 0:  # none: the wait counts in the timeout
+        yield
+        return
+    holder.deadline, holder.budget = deadline, budget
+    try:
+        yield
+    finally:
+        holder.deadline = None
 
 
 def release_held() -> None:

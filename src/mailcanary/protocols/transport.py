@@ -53,12 +53,15 @@ async def open_socket(ctx: ProbeContext, host: str, port: int) -> socket.socket:
     """A connected non-blocking TCP socket to the first address that answers (eyeballs.py).
 
     In the daemon the connection first takes its server's slot, then a global one
-    (`limits`); the wait counts as phase connect, so a probe stuck behind a dead server's
-    connections reports a connect timeout.
+    (`limits`); the wait is timed in phase connect but stops the probe's timeout, and has
+    its own bound: a probe stuck behind a dead server's connections reports a connect
+    timeout that names the full limit (`limits.SlotTimeout`).
     """
     addresses = await resolve(ctx, host, port)
     with ctx.phase("connect"):
-        await acquire_for(host, port)
+        waited = await acquire_for(host, port)
+        if waited >= 0.001:
+            ctx.transcript.note("*", f"waited {waited:.3f} s for a connection slot")
         sock, (_, addr) = await connect_first(
             addresses, lambda text: ctx.transcript.note("*", text)
         )
