@@ -8,12 +8,16 @@ limit. Both through the daemon's real scheduler, against real sockets."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
 
 from mailcanary.config import load_config
 from mailcanary.daemon.scheduler import ProbeScheduler
+from mailcanary.probes.runner import run_probe
+from mailcanary.protocols.imapwire import ImapWire
+from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeResult
 from tests.helpers.faults import Script, fake_server
 from tests.helpers.support import account, endpoint, password_file, write_config
@@ -96,3 +100,31 @@ async def test_probes_behind_a_black_holed_server_get_a_bounded_verdict(
         assert f"connection slot to {HOST}:{port}" in result.detail, result
         assert "`[daemon] max_connections_per_server = 2`" in result.detail, result
         assert 1.9 < result.duration_seconds < 2.5, result
+
+
+async def test_a_probe_waiting_for_a_slot_holds_no_protocol_object(tmp_path: Path) -> None:
+    """Memory in an outage is per waiting probe (thousands wait behind slow refusals): the
+    IMAP protocol object (aioimaplib's queues, events and buffers) is made only once its
+    connection is up, so 40 probes queued behind one black-holed connection hold one."""
+    async with fake_server(silent=True, host=HOST) as port:
+        path = fleet(tmp_path, port, [f"acc{i}" for i in range(40)], timeout="20s",
+                     interval="1h")
+        config = load_config(path)
+        runtime = Runtime.for_config(config)
+        limits = runtime.limits
+        assert limits is not None
+        probes = [asyncio.create_task(run_probe("imap", f"acc{i}", config, runtime=runtime))
+                  for i in range(40)]
+        try:
+            for _ in range(100):
+                await asyncio.sleep(0.02)
+                if sum(limits.busy.values()) == 2:  # the ones connected
+                    break
+            await asyncio.sleep(0.1)
+            gc.collect()
+            assert sum(isinstance(o, ImapWire) for o in gc.get_objects()) == 2
+        finally:
+            for probe in probes:
+                probe.cancel()
+            await asyncio.gather(*probes, return_exceptions=True)
+            await runtime.close()

@@ -97,9 +97,13 @@ class ImapClient:
     async def connect(self) -> None:
         security = self.endpoint.security or "tls"
         loop = asyncio.get_running_loop()
-        self.protocol = protocol = ImapWire(loop, self.ctx)
         tls = self.tls if security == "tls" else None
-        self.transport, _ = await connect(self.ctx, self.host, self.port, lambda: protocol, tls)
+
+        def made() -> ImapWire:  # once connected: a probe waiting for its slot holds none
+            self.protocol = ImapWire(loop, self.ctx)
+            return self.protocol
+
+        self.transport, protocol = await connect(self.ctx, self.host, self.port, made, tls)
         if tls is not None:
             self.encrypted = True
             record_tls(self.ctx, self.transport.get_extra_info("ssl_object"))
