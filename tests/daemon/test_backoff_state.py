@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from mailcanary.config import load_config
 from mailcanary.credentials import SCRYPT_N, SCRYPT_R
@@ -16,6 +19,8 @@ from mailcanary.daemon.alerts import AlertEngine
 from mailcanary.daemon.backoff import FILE_NAME, Backoff
 from mailcanary.daemon.metrics import MetricsState
 from mailcanary.result import ProbeResult
+from mailcanary.state import files
+from mailcanary.state.files import dumps_chunked
 from tests.helpers.daemon_support import daemon_config
 from tests.helpers.support import PASSWORD, account, endpoint, password_file
 
@@ -104,3 +109,51 @@ def test_an_old_file_with_fast_hashes_is_scrubbed_at_start(tmp_path: Path) -> No
     data = json.loads((state / FILE_NAME).read_text())["data"]
     assert "key" not in data and data["jobs"]["imap:a0"]["credentials"] is None
     assert data["jobs"]["imap:a0"]["exponent"] == 2  # the backoff itself goes on
+
+
+def test_chunked_encoding_is_the_same_json() -> None:
+    doc = {"version": 1, "data": {"salt": "ab", "paused": {}, "jobs": {
+        f"imap:u{i:05d}": {"exponent": i % 4, "next_due": i / 3, "credentials": None,
+                           "n\u00e4me": ["x", {"b": 1, "a": 2}]}
+        for i in range(1000)}}}
+    assert dumps_chunked(doc) == json.dumps(doc, sort_keys=True)
+    assert dumps_chunked({}) == "{}" and dumps_chunked([1, "a"]) == '[1, "a"]'
+
+
+async def test_backoff_file_is_encoded_and_written_off_the_loop_one_write_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow disk (each write 0.3 s) under an outage's stream of changes: while the
+    daemon runs, every write happens in a worker thread (the loop is never the writer),
+    never two at once, and the file ends with the last state after `close`."""
+    loop_thread = threading.get_ident()
+    writers: list[int] = []
+    now_writing = most = 0
+    real = files.write_atomic
+
+    def slow_write(path: Path, data: bytes, *, mode: int | None = 0o600) -> None:
+        nonlocal now_writing, most
+        now_writing += 1
+        most = max(most, now_writing)
+        writers.append(threading.get_ident())
+        time.sleep(0.3)
+        real(path, data, mode=mode)
+        now_writing -= 1
+
+    monkeypatch.setattr(files, "write_atomic", slow_write)
+    config = load_config(outage_config(tmp_path, 300))
+    backoff = Backoff()
+    backoff.attach(tmp_path / "state")
+    assert backoff.batch is not None
+    backoff.batch.every = 0.0  # as often as it can: the writes overlap unless serialised
+    for i in range(300):
+        backoff.record("imap", f"a{i}", "auth")
+        backoff.save(config, "imap", f"a{i}", time.time() + 60)
+        if i % 30 == 0:
+            await asyncio.sleep(0.1)
+    running = list(writers)
+    backoff.close()  # at stop: the last write waits for the one under way, then is made
+    assert len(running) >= 2 and loop_thread not in running, writers
+    assert most == 1
+    saved = json.loads((tmp_path / "state" / FILE_NAME).read_text())["data"]
+    assert len(saved["jobs"]) == 300
