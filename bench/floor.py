@@ -5,8 +5,8 @@
 The floor is bare asyncio + ssl doing the same protocol work: IMAP over implicit TLS
 (greeting, LOGIN, EXAMINE INBOX, LOGOUT) and SMTP submission (greeting, EHLO, STARTTLS,
 EHLO, AUTH PLAIN, QUIT), with one cached SSLContext. mailcanary is `run_probe` as the
-daemon calls it (no transcript, a connection-slot holder, the JSON log line at info to
-/dev/null). Rounds alternate floor and mailcanary so a neighbour's CPU load hits both;
+daemon calls it (one shared Runtime, no transcript, a connection-slot holder, the JSON
+log line at info to /dev/null). Rounds alternate floor and mailcanary so a neighbour's CPU load hits both;
 CPU is this process's own (time.process_time), so the servers' work is not counted.
 Prints one JSON object per kind: CPU ms per probe, wall ms, and the ratio.
 """
@@ -34,6 +34,7 @@ from mailcanary.config import Config, load_config  # noqa: E402  (after sys.path
 from mailcanary.logsetup import configure_logging  # noqa: E402
 from mailcanary.probes.runner import run_probe  # noqa: E402
 from mailcanary.protocols.limits import ConnectionLimits, holding  # noqa: E402
+from mailcanary.protocols.runtime import Runtime  # noqa: E402
 from mailcanary.protocols.transport import tls_context  # noqa: E402
 from mailcanary.testbed import MailTestBed, ensure_installed  # noqa: E402
 
@@ -124,7 +125,8 @@ async def bench(
 ) -> list[dict[str, object]]:
     tls = tls_context(bed.ca_pem)
     user = bed.user("alice")
-    limits = ConnectionLimits(64, 4)
+    runtime = Runtime.for_config(config)  # one for the whole run, as the daemon has
+    runtime.limits = ConnectionLimits(64, 4)
     bare = {
         "imap": lambda: bare_imap(bed.host, bed.imaps_port, tls, user.name, user.password),
         "smtp": lambda: bare_smtp(bed.host, bed.submission_port, tls, user.name,
@@ -132,8 +134,9 @@ async def bench(
     }
 
     async def ours(kind: str, transcript: bool) -> None:
-        with holding(limits):
-            result = await run_probe(kind, "alice", config, transcript=transcript)
+        with holding(runtime.limits):
+            result = await run_probe(kind, "alice", config, transcript=transcript,
+                                     runtime=runtime)
         if not result.ok:
             raise RuntimeError(result.as_json())
 
