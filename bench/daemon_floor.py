@@ -40,6 +40,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import fleet  # noqa: E402  (a sibling script: its bed, config writer and scraper)
+import outage  # noqa: E402
 from floor import bare_imap, bare_smtp, cpu_model  # noqa: E402
 
 from mailcanary.config.types import parse_duration  # noqa: E402
@@ -68,7 +69,7 @@ async def floor_worker(args: argparse.Namespace) -> None:
                     else:
                         await asyncio.wait_for(bare_smtp(args.host, args.submission, tls, user,
                                                          fleet.PASSWORD), timeout)
-                except (OSError, RuntimeError, asyncio.TimeoutError, ssl.SSLError):
+                except (TimeoutError, OSError, RuntimeError, ssl.SSLError):
                     done["errors"] += 1
             done["count"] += 1
             await asyncio.sleep(max(0.0, start + interval - loop.time()))
@@ -121,16 +122,16 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         d_cpu0, f_cpu0, t0 = fleet.cpu_seconds(daemon.pid), fleet.cpu_seconds(floor.pid), \
             time.monotonic()
         f0 = floor_count(stats)
-        d0 = sum(v for _, v in fleet.samples(text0, "mailcanary_probes_total"))
+        d0 = sum(v for _, v in outage.series(text0, "mailcanary_probes_total"))
         time.sleep(args.minutes * 60)
         d_cpu, f_cpu = fleet.cpu_seconds(daemon.pid) - d_cpu0, \
             fleet.cpu_seconds(floor.pid) - f_cpu0
         f1 = floor_count(stats)
         wall = time.monotonic() - t0
         text1, _ = fleet.scrape(port)
-        d_probes = sum(v for _, v in fleet.samples(text1, "mailcanary_probes_total")) - d0
+        d_probes = sum(v for _, v in outage.series(text1, "mailcanary_probes_total")) - d0
         f_probes = f1["count"] - f0["count"]
-        failures = sum(v for _, v in fleet.samples(text1, "mailcanary_probe_failures_total"))
+        failures = sum(v for _, v in outage.series(text1, "mailcanary_probe_failures_total"))
         rss = fleet.rss_mib(daemon.pid)
     finally:
         for proc in (daemon, floor, prom):
