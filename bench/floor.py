@@ -7,7 +7,8 @@ The floor is bare asyncio + ssl doing the same protocol work: IMAP over implicit
 EHLO, AUTH PLAIN, QUIT), with one cached SSLContext. mailcanary is `run_probe` as the
 daemon calls it (one shared Runtime, no transcript, a connection-slot holder, the JSON
 log line at info to /dev/null). Rounds alternate floor and mailcanary so a neighbour's
-CPU load hits both; CPU is this process's own (time.process_time), so the servers' work is not counted.
+CPU load hits both; CPU is this process's own (time.process_time), so the servers' work
+is not counted.
 Prints one JSON object per kind: CPU ms per probe, wall ms, and the ratio.
 """
 
