@@ -76,18 +76,33 @@ def encoded_forms(value: str) -> set[str]:
 
 
 class Redactor:
-    """Replaces every registered secret (and its encodings) with ``***`` in any text."""
+    """Replaces every registered secret (and its encodings) with ``***`` in any text.
+
+    The encoded forms are worked out when a text first needs redacting, not when a secret is
+    added: a healthy probe of the daemon redacts nothing but empty strings."""
 
     def __init__(self) -> None:
-        self._secrets: set[str] = set()
+        self._raw: list[str] = []
+        self._forms: list[str] | None = []
 
     def add(self, *values: str) -> None:
         for value in values:
             if value and len(value) >= 3:
-                self._secrets |= encoded_forms(value)
+                self._raw.append(value)
+                self._forms = None
+
+    def _all_forms(self) -> list[str]:
+        if self._forms is None:
+            forms: set[str] = set()
+            for value in self._raw:
+                forms |= encoded_forms(value)
+            self._forms = sorted(forms, key=len, reverse=True)
+        return self._forms
 
     def __call__(self, text: str) -> str:
-        for value in sorted(self._secrets, key=len, reverse=True):
+        if not text or not self._raw:
+            return text
+        for value in self._all_forms():
             if value in text:
                 text = text.replace(value, MASK)
         return text

@@ -9,20 +9,25 @@ while its previous run still goes on, APScheduler does not start it; that run is
 counted (`on_skip`) and logged once as JSON by us (APScheduler's own plain warning is
 silenced), never stacked or queued. `coalesce` and no misfire grace: a late loop gives one
 run, never a burst of catch-up runs. The lag from due time to start comes from
-APScheduler's submission event (`on_lag`). A run waits for connection slots only inside the
-transport (`protocols.limits`), per server first, so a probe queued behind a dead server
-holds nothing another server needs.
+APScheduler's submission event (`on_lag`). Start times sit on a `START_GRID` (100 ms)
+grid: APScheduler 3 wakes the loop once per distinct due time (a timer, then a hop through
+the loop's self-pipe), which cost more CPU than the job itself (2,000 jobs every 10 s: 295 us
+of CPU a run off the grid, 56 us on it); jobs due in the same tenth of a second now share
+one wake-up, and the spread over the interval is unchanged. A run waits for connection
+slots only inside the transport (`protocols.limits`), per server first, so a probe queued
+behind a dead server holds nothing another server needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import structlog
 from apscheduler.events import (
@@ -58,6 +63,7 @@ RELOAD_JITTER = 5.0
 PAUSE_CHECK_SECONDS = 5.0  # how soon a paused account notices its new secret
 MIN_SPREAD = 60.0  # first runs spread over at least this long (or the interval)...
 START_RATE = 50.0  # ...and longer when more jobs would start per second than this
+START_GRID = 0.1  # seconds: due times are multiples of it, so jobs share wake-ups
 
 
 @dataclass
@@ -97,6 +103,12 @@ def job_specs(
         fingerprint = f"{kind.fingerprint(config, target)}|{interval}|{defaults}"
         specs.append(JobSpec(name, target, interval, fingerprint))
     return specs
+
+
+def on_grid(timestamp: float) -> datetime:
+    """The first START_GRID boundary at or after `timestamp` (an interval of whole tenths
+    of a second keeps every later run on the grid too)."""
+    return datetime.fromtimestamp(math.ceil(timestamp / START_GRID) * START_GRID, UTC)
 
 
 @dataclass
@@ -184,7 +196,7 @@ class ProbeScheduler:
 
     def _schedule(self, spec: JobSpec, every: float, first_run_in: float) -> None:
         """(Re)place the job: every `every` seconds, the first run `first_run_in` from now."""
-        first = datetime.now(UTC) + timedelta(seconds=first_run_in)
+        first = on_grid(time.time() + first_run_in)
         self.aps.add_job(
             self._fire, IntervalTrigger(seconds=every, start_date=first, timezone=UTC),
             args=[spec.job_id], id=spec.job_id, name=spec.job_id, replace_existing=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import re
 import ssl
 from collections.abc import Awaitable
@@ -72,23 +73,41 @@ class ImapClient:
         return self.protocol.capability_set
 
     async def guard(self, aw: Awaitable[T]) -> T:
-        """Await `aw` unless the server hangs up (or garbles) first."""
+        """Await `aw` unless the server hangs up (or garbles) first.
+
+        No task and no `asyncio.wait` per command (they were a third of the event loop's
+        callbacks in a login probe): the connection-lost signal cancels this task, and a
+        cancellation that is ours alone (`uncancel`, as `asyncio.timeout` does it) becomes
+        the error the connection ended with."""
         assert self.protocol is not None
-        task: asyncio.Future[T] = asyncio.ensure_future(aw)
         lost = self.protocol.lost
-        waiters: set[asyncio.Future[Any]] = {task, lost}
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
+        if lost.done():
+            if inspect.iscoroutine(aw):
+                aw.close()  # never started: no "never awaited" warning
+            raise lost.result()
+        task = asyncio.current_task()
+        assert task is not None
+        cut = False
+
+        def hang_up(_: asyncio.Future[BaseException]) -> None:
+            nonlocal cut
+            cut = True
             task.cancel()
+
+        lost.add_done_callback(hang_up)
+        try:
+            result = await aw
+        except asyncio.CancelledError:
+            if cut and task.uncancel() == 0:
+                raise lost.result() from None
             raise
-        if task.done():
-            try:
-                return task.result()
-            except WireError as exc:
-                raise ProtocolViolation(str(getattr(exc, "reason", exc))) from None
-        task.cancel()
-        raise lost.result()
+        except WireError as exc:
+            raise ProtocolViolation(str(getattr(exc, "reason", exc))) from None
+        finally:
+            lost.remove_done_callback(hang_up)
+        if cut:  # `aw` swallowed our cancel and answered anyway: keep its answer
+            task.uncancel()
+        return result
 
     async def execute(self, name: str, *args: str) -> Any:
         assert self.protocol is not None
@@ -393,7 +412,8 @@ class ImapClient:
         if self.protocol is None:
             return
         try:
-            await asyncio.wait_for(self.guard(self.protocol.run_logout()), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.guard(self.protocol.run_logout())
         except (OSError, TimeoutError, ProtocolViolation, ConnectionClosed):
             pass
         finally:

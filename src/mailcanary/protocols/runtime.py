@@ -21,11 +21,13 @@ from mailcanary.diagnosis.doctor import Candidate
 from mailcanary.protocols.limits import ConnectionLimits
 from mailcanary.protocols.resolver import Resolver
 from mailcanary.protocols.shared import SharedAnswers
-from mailcanary.result import ProbeContext
+from mailcanary.result import ProbeContext, TLSInfo
 
 if TYPE_CHECKING:  # the token client (httpx) loads only when an account uses OAuth2
     from mailcanary.protocols.oauth2.tokens import TokenSource
 
+CERT_CACHE_SIZE = 1024  # distinct server certificates decoded once each (then forgotten)
+CertCache = dict[tuple[bytes, int], TLSInfo]  # (DER, verify mode) -> what it says
 DOCTOR_TTL = 600.0  # a found (or not found) setting is kept this long per endpoint
 FALLBACK_HELO = "mailcanary.localdomain"
 
@@ -52,6 +54,7 @@ class Runtime:
     doctor: SharedAnswers[DoctorKey, Candidate | None] = field(default_factory=_doctor_answers)
     canaries: set[str] = field(default_factory=set)  # round trips running now: never swept
     fqdn: SharedAnswers[str, str] = field(default_factory=_fqdn_answer)
+    certs: CertCache = field(default_factory=dict)  # transport.tls_info's decoded certificates
 
     @classmethod
     def for_config(cls, config: Config) -> Runtime:

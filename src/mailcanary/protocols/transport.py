@@ -18,13 +18,14 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from mailcanary.protocols.eyeballs import connect_first
 from mailcanary.protocols.limits import acquire_for
 from mailcanary.protocols.resolver import Address
-from mailcanary.protocols.runtime import runtime_of
+from mailcanary.protocols.runtime import CERT_CACHE_SIZE, CertCache, runtime_of
 from mailcanary.protocols.tls import TLSSource, context_of, tls_context
 from mailcanary.result import ProbeContext, TLSInfo
 
@@ -124,11 +125,23 @@ def _name(parts: object) -> str | None:
     return ", ".join(names) or None
 
 
-def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TLSInfo | None:
+def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket | None,
+             known: CertCache | None = None) -> TLSInfo | None:
+    """What the handshake showed. `known` (the runtime's) keeps the decoded certificate
+    per DER bytes: decoding it and parsing its dates was a tenth of a healthy probe's CPU,
+    for the same certificate every time."""
     if ssl_object is None:
         return None
+    version = ssl_object.version()
+    key = None
+    if known is not None:
+        der = ssl_object.getpeercert(binary_form=True)
+        key = None if der is None else (der, ssl_object.context.verify_mode)
+        cached = None if key is None else known.get(key)
+        if cached is not None:
+            return replace(cached, version=version)
     cert = ssl_object.getpeercert()
-    info = TLSInfo(version=ssl_object.version())
+    info = TLSInfo(version=version)
     if cert:
         not_after = cert.get("notAfter")
         if isinstance(not_after, str):
@@ -137,11 +150,15 @@ def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> TLSInfo | None
             info.not_after = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         info.issuer = _name(cert.get("issuer"))
         info.subject = _name(cert.get("subject"))
+    if known is not None and key is not None:
+        if len(known) >= CERT_CACHE_SIZE:
+            known.clear()
+        known[key] = replace(info)  # the caller may change its own copy
     return info
 
 
 def record_tls(ctx: ProbeContext, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> None:
-    ctx.tls = tls_info(ssl_object)
+    ctx.tls = tls_info(ssl_object, runtime_of(ctx).certs)
     if ctx.tls is not None:
         ctx.transcript.note(
             "*",
