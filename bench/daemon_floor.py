@@ -1,19 +1,20 @@
 """The whole daemon's CPU per login probe against the bare asyncio+ssl floor, side by side.
 
-    python bench/daemon_floor.py --accounts 1000 --interval 60s --minutes 4
+    python bench/daemon_floor.py --accounts 1000 --interval 60s --minutes 4 [--vs-src DIR]
 
 Issue 15's target: daemon CPU per login probe <= 1.5x the floor, measured over the whole
 daemon process at 1,000 accounts (scheduling, logging, metrics, backoff, the web server
 answering a real Prometheus: everything in). One test bed with N users; two processes probe
 the same N accounts (IMAP over TLS and SMTP with STARTTLS, each every `--interval`, spread
 over the interval, at most `--per-server` at once) at the same time, so a neighbour's load
-hits both alike:
+hits them alike (`--vs-src DIR` adds a third: another checkout's daemon, for before/after):
 
 - the daemon: `mailcanary run` with N accounts, JSON log lines to a file, scraped by a real
   Prometheus every 15 s;
 - the floor: one process of bare asyncio + ssl doing the same protocol work as
   bench/floor.py (greeting, LOGIN, EXAMINE, LOGOUT; EHLO, STARTTLS, EHLO, AUTH PLAIN, QUIT)
-  on the same schedule, with one cached SSLContext.
+  on the same schedule (the same spread, on the daemon's 100 ms grid of due times), with
+  one cached SSLContext.
 
 After `--warmup` seconds each process's CPU (utime + stime from /proc) and its finished
 probes are read at the start and end of the window; the ratio is CPU per probe of the daemon
@@ -27,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import ssl
 import subprocess
@@ -44,6 +46,7 @@ import outage  # noqa: E402
 from floor import bare_imap, bare_smtp, cpu_model  # noqa: E402
 
 from mailcanary.config.types import parse_duration  # noqa: E402
+from mailcanary.daemon.scheduler import START_GRID as GRID  # noqa: E402
 from mailcanary.testbed import MailTestBed, ensure_installed  # noqa: E402
 from mailcanary.testbed.users import TestBedUser  # noqa: E402
 
@@ -57,10 +60,12 @@ async def floor_worker(args: argparse.Namespace) -> None:
     done = {"count": 0, "errors": 0}
     loop = asyncio.get_running_loop()
 
+    base = loop.time() + 1.0
+
     async def one(kind: str, user: str, offset: float) -> None:
-        await asyncio.sleep(offset)
+        due = base + offset
         while True:
-            start = loop.time()
+            await asyncio.sleep(max(0.0, due - loop.time()))
             async with slots:
                 try:
                     if kind == "imap":
@@ -72,10 +77,10 @@ async def floor_worker(args: argparse.Namespace) -> None:
                 except (TimeoutError, OSError, RuntimeError, ssl.SSLError):
                     done["errors"] += 1
             done["count"] += 1
-            await asyncio.sleep(max(0.0, start + interval - loop.time()))
+            due += interval
 
-    step = interval / (2 * len(users))
-    tasks = [asyncio.create_task(one(kind, user, (2 * i + k) * step))
+    step = interval / (2 * len(users))  # spread like the daemon, on its 100 ms grid
+    tasks = [asyncio.create_task(one(kind, user, round((2 * i + k) * step / GRID) * GRID))
              for i, user in enumerate(users) for k, kind in enumerate(("imap", "smtp"))]
     stats = Path(args.stats)
     while True:
@@ -95,60 +100,94 @@ def floor_count(stats: Path) -> dict[str, int]:
     return doc
 
 
+def start_prometheus(root: Path, ports: list[int]) -> subprocess.Popen[bytes]:
+    """A real Prometheus scraping every daemon every 15 s, as in production."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise SystemExit("prometheus is not installed")
+    targets = ", ".join(f"'127.0.0.1:{port}'" for port in ports)
+    conf = root / "prometheus.yml"
+    conf.write_text("global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\n"
+                    "scrape_configs:\n  - job_name: mailcanary\n    static_configs:\n"
+                    f"      - targets: [{targets}]\n")
+    log = (root / "prometheus.log").open("wb")
+    return subprocess.Popen(
+        [binary, f"--config.file={conf}", f"--storage.tsdb.path={root / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{fleet.free_port()}"],
+        stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_daemon(bed: MailTestBed, root: Path, args: argparse.Namespace, src: Path,
+                 ) -> tuple[subprocess.Popen[bytes], int]:
+    root.mkdir()
+    port = fleet.free_port()
+    config = fleet.write_config(bed, root, args, port)
+    env = dict(os.environ, PYTHONPATH=str(src))
+    log = (root / "daemon.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailcanary", "run", "--config", str(config)],
+        stdout=log, stderr=subprocess.STDOUT, env=env), port
+
+
+def probes_done(port: int) -> tuple[float, float]:
+    text, _ = fleet.scrape(port)
+    return (sum(v for _, v in outage.series(text, "mailcanary_probes_total")),
+            sum(v for _, v in outage.series(text, "mailcanary_probe_failures_total")))
+
+
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     users = [TestBedUser(f"u{i:05d}", fleet.PASSWORD) for i in range(args.accounts)]
     bed = MailTestBed(root / "bed", users)
     bed.start()
-    prom = daemon = floor = None
+    args.routes = 0
+    sources = {"daemon": BENCH.parent / "src"}
+    if args.vs_src:
+        sources["baseline_daemon"] = Path(args.vs_src).resolve() / "src"
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        port = fleet.free_port()
-        args.routes = 0
-        config = fleet.write_config(bed, root, args, port)
-        env = dict(os.environ, PYTHONPATH=str(BENCH.parent / "src"))
-        log = (root / "daemon.log").open("wb")
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "mailcanary", "run", "--config", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, env=env)
+        daemons = {name: start_daemon(bed, root / name, args, src)
+                   for name, src in sources.items()}
+        procs += [proc for proc, _ in daemons.values()]
         stats = root / "floor.json"
         floor = subprocess.Popen(
             [sys.executable, __file__, "--floor-worker", "--accounts", str(args.accounts),
              "--interval", args.interval, "--timeout", args.timeout,
              "--per-server", str(args.per_server), "--host", bed.host,
              "--imaps", str(bed.imaps_port), "--submission", str(bed.submission_port),
-             "--ca", str(bed.ca_pem), "--stats", str(stats)], env=env)
-        prom, _ = fleet.start_prometheus(root, port)
+             "--ca", str(bed.ca_pem), "--stats", str(stats)],
+            env=dict(os.environ, PYTHONPATH=str(BENCH.parent / "src")))
+        procs.append(floor)
+        procs.append(start_prometheus(root, [port for _, port in daemons.values()]))
         time.sleep(args.warmup)
-        text0, _ = fleet.scrape(port)
-        d_cpu0, f_cpu0, t0 = fleet.cpu_seconds(daemon.pid), fleet.cpu_seconds(floor.pid), \
-            time.monotonic()
-        f0 = floor_count(stats)
-        d0 = sum(v for _, v in outage.series(text0, "mailcanary_probes_total"))
+        start = {name: (fleet.cpu_seconds(proc.pid), probes_done(port)[0])
+                 for name, (proc, port) in daemons.items()}
+        f_cpu0, f0, t0 = fleet.cpu_seconds(floor.pid), floor_count(stats), time.monotonic()
         time.sleep(args.minutes * 60)
-        d_cpu, f_cpu = fleet.cpu_seconds(daemon.pid) - d_cpu0, \
-            fleet.cpu_seconds(floor.pid) - f_cpu0
-        f1 = floor_count(stats)
+        f_cpu, f1 = fleet.cpu_seconds(floor.pid) - f_cpu0, floor_count(stats)
+        out: dict[str, Any] = {}
+        for name, (proc, port) in daemons.items():
+            cpu = fleet.cpu_seconds(proc.pid) - start[name][0]
+            done, failures = probes_done(port)
+            probes = done - start[name][1]
+            out[name] = {"src": str(sources[name]), "probes": probes, "failures_total": failures,
+                         "cpu_s": round(cpu, 2), "rss_mib": round(fleet.rss_mib(proc.pid), 1),
+                         "cpu_ms_per_probe": round(1000 * cpu / probes, 3) if probes else None}
         wall = time.monotonic() - t0
-        text1, _ = fleet.scrape(port)
-        d_probes = sum(v for _, v in outage.series(text1, "mailcanary_probes_total")) - d0
-        f_probes = f1["count"] - f0["count"]
-        failures = sum(v for _, v in outage.series(text1, "mailcanary_probe_failures_total"))
-        rss = fleet.rss_mib(daemon.pid)
     finally:
-        for proc in (daemon, floor, prom):
-            if proc is not None and proc.poll() is None:
+        for proc in procs:
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(60)
         bed.stop()
-    d_ms = 1000 * d_cpu / d_probes if d_probes else float("nan")
+    f_probes = f1["count"] - f0["count"]
     f_ms = 1000 * f_cpu / f_probes if f_probes else float("nan")
+    for row in (r for r in out.values() if r["cpu_ms_per_probe"]):
+        row["ratio_to_floor"] = round(row["cpu_ms_per_probe"] / f_ms, 3)
     return {
         "accounts": args.accounts, "interval": args.interval, "minutes_measured":
-        round(wall / 60, 2), "warmup_seconds": args.warmup,
-        "daemon": {"probes": d_probes, "failures_total": failures, "cpu_s": round(d_cpu, 2),
-                   "cpu_ms_per_probe": round(d_ms, 3), "rss_mib": round(rss, 1)},
+        round(wall / 60, 2), "warmup_seconds": args.warmup, **out,
         "floor": {"probes": f_probes, "errors": f1["errors"], "cpu_s": round(f_cpu, 2),
                   "cpu_ms_per_probe": round(f_ms, 3)},
-        "ratio": round(d_ms / f_ms, 3),
         "machine": f"{os.cpu_count()} cores, {cpu_model()}, Python "
                    f"{platform.python_version()}",
     }
@@ -163,6 +202,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=75, help="seconds before measuring")
     parser.add_argument("--per-server", type=int, default=16)
     parser.add_argument("--global-slots", type=int, default=64)
+    parser.add_argument("--vs-src", help="another checkout: its daemon runs beside, same bed")
     parser.add_argument("--floor-worker", action="store_true", help=argparse.SUPPRESS)
     for name in ("--host", "--ca", "--stats"):
         parser.add_argument(name, help=argparse.SUPPRESS)
