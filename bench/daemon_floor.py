@@ -123,7 +123,7 @@ def start_daemon(bed: MailTestBed, root: Path, args: argparse.Namespace, src: Pa
     port = fleet.free_port()
     config = fleet.write_config(bed, root, args, port)
     env = dict(os.environ, PYTHONPATH=str(src))
-    log = (root / "daemon.log").open("wb")
+    log = (root.parent / f"{root.name}.log").open("wb")  # not beside the config: see fleet.py
     return subprocess.Popen(
         [sys.executable, "-m", "mailcanary", "run", "--config", str(config)],
         stdout=log, stderr=subprocess.STDOUT, env=env), port

@@ -91,7 +91,8 @@ def main() -> int:
             port = free_port()
             config = write_config(bed, root, args.accounts, args.interval, port)
             env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-            log = (root / "daemon.log").open("wb")
+            (root / "logs").mkdir(exist_ok=True)  # not beside the config: see fleet.py
+            log = (root / "logs" / "daemon.log").open("wb")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mailcanary", "run", "--config", str(config)],
                 stdout=log, stderr=subprocess.STDOUT, env=env,

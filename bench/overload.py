@@ -52,7 +52,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         port = free_port()
         config = write_config(bed, root, args, port)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-        log_path = root / "daemon.log"
+        log_path = root / "logs" / "daemon.log"  # not beside the config: see fleet.py
+        log_path.parent.mkdir()
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mailcanary", "run", "--config", str(config)],
