@@ -214,8 +214,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         config = write_config(bed, root, args, port)
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
         # Not beside the config: the daemon watches the config's directory (inotify), and a
-        # log written there woke the watcher after every line (a thread hand-off each time,
-        # 2 % of the daemon's CPU at 1,000 accounts), which /etc/mailcanary never does.
+        # log written there wakes the watcher's thread once per debounce period for nothing,
+        # which /etc/mailcanary never does.
         log_path = root / "logs" / "daemon.log"
         log_path.parent.mkdir()
         log = log_path.open("wb")
