@@ -10,11 +10,13 @@ caller can give the event loop back between them: a scrape never stalls a probe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from mailcanary.daemon.metrics import DELIVERY_BUCKETS, MetricsState, RouteSeries, TargetSeries
 
 CHUNK = 500  # series objects per slice
+
+Lines = Callable[[str, str, "TargetSeries", list[str]], None]
 
 _LAST = "Values come from the last scheduled probe, not from the scrape."
 _TARGET_FAMILIES: tuple[tuple[str, str, str], ...] = (
@@ -58,40 +60,57 @@ def _num(value: float) -> str:
     return repr(round(value, 6))
 
 
-def _target_lines(family: int, s: TargetSeries) -> list[str]:
-    lbl = f'probe="{s.probe}",target="{s.target}"'
-    name = _TARGET_FAMILIES[family][0]
-    if family == 0:
-        return [f"{name}{{{lbl}}} {_num(s.success)}"]
-    if family == 1:
-        return [f"{name}{{{lbl}}} {_num(s.duration)}"]
-    if family == 2:
-        return [f'{name}{{{lbl},phase="{p}"}} {_num(v)}' for p, v in sorted(s.phases.items())]
-    if family == 3:
-        return [f"{name}{{{lbl}}} {_num(s.probes)}"]
-    if family == 4:
-        return [f'{name}{{{lbl},class="{c}",reason="{r}"}} {_num(n)}'
-                for (c, r), n in sorted(s.failures.items())]
-    if family == 5:
-        return [f"{name}{{{lbl}}} {_num(s.last_success)}"]
-    if family == 6:
-        return [f"{name}{{{lbl}}} {_num(s.tls_expiry)}"]
-    if family == 7:
-        return [f"{name}{{{lbl}}} {_num(s.backoff)}"] if s.backoff != 1 else []
-    if family == 8:
-        return [f"{name}{{{lbl}}} {_num(s.skipped)}"]
-    if family == 9:
-        return [f'{name}{{{lbl},method="{m}",result="{r}"}} {_num(n)}'
-                for (m, r), n in sorted(s.auth.items())]
-    if family == 10:
-        return [f"{name}{{{lbl},{_info_labels(s)}}} 1"]
-    if family == 11:
-        last = s.last
-        if last is None or last.ok:
-            return []
-        return [f'{name}{{{lbl},class="{last.cls}",reason="{last.reason}",'
-                f'phase="{last.phase or ""}"}} 1']
-    return [f"{name}{{{lbl}}} {_num(s.interval)}"]
+def _one(value: Callable[[TargetSeries], float]) -> Lines:
+    """A family with one line per target: its value."""
+    def lines(name: str, lbl: str, s: TargetSeries, out: list[str]) -> None:
+        out.append(f"{name}{{{lbl}}} {_num(value(s))}")
+    return lines
+
+
+def _phases(name: str, lbl: str, s: TargetSeries, out: list[str]) -> None:
+    out += [f'{name}{{{lbl},phase="{p}"}} {_num(v)}' for p, v in sorted(s.phases.items())]
+
+
+def _failures(name: str, lbl: str, s: TargetSeries, out: list[str]) -> None:
+    out += [f'{name}{{{lbl},class="{c}",reason="{r}"}} {_num(n)}'
+            for (c, r), n in sorted(s.failures.items())]
+
+
+def _backoff(name: str, lbl: str, s: TargetSeries, out: list[str]) -> None:
+    if s.backoff != 1:
+        out.append(f"{name}{{{lbl}}} {_num(s.backoff)}")
+
+
+def _auth(name: str, lbl: str, s: TargetSeries, out: list[str]) -> None:
+    out += [f'{name}{{{lbl},method="{m}",result="{r}"}} {_num(n)}'
+            for (m, r), n in sorted(s.auth.items())]
+
+
+def _info(name: str, lbl: str, s: TargetSeries, out: list[str]) -> None:
+    out.append(f"{name}{{{lbl},{_info_labels(s)}}} 1")
+
+
+def _failure_info(name: str, lbl: str, s: TargetSeries, out: list[str]) -> None:
+    last = s.last
+    if last is not None and not last.ok:
+        out.append(f'{name}{{{lbl},class="{last.cls}",reason="{last.reason}",'
+                   f'phase="{last.phase or ""}"}} 1')
+
+
+# One writer per entry of _TARGET_FAMILIES, in its order. A writer appends its family's
+# lines of one target to `out`; the label pair is built once per target and scrape (a
+# dispatch on the family number and the labels rebuilt for each of 13 families were half
+# of a 10,000-account scrape's CPU).
+_WRITERS: tuple[Lines, ...] = (
+    _one(lambda s: s.success), _one(lambda s: s.duration), _phases,
+    _one(lambda s: s.probes), _failures, _one(lambda s: s.last_success),
+    _one(lambda s: s.tls_expiry), _backoff, _one(lambda s: s.skipped), _auth, _info,
+    _failure_info, _one(lambda s: s.interval),
+)
+
+
+def _label(s: TargetSeries) -> str:
+    return f'probe="{s.probe}",target="{s.target}"'
 
 
 def _escape(value: str) -> str:
@@ -126,11 +145,13 @@ def histogram_lines(
 def render_chunks(state: MetricsState) -> Iterator[str]:
     """The per-target families, then the per-route ones, in slices of text."""
     targets = sorted(state.targets.values(), key=lambda s: (s.target, s.probe))
-    for family, (name, kind, help_text) in enumerate(_TARGET_FAMILIES):
+    labels = [_label(s) for s in targets]
+    for (name, kind, help_text), write in zip(_TARGET_FAMILIES, _WRITERS, strict=True):
         out = _header(name, kind, help_text)
         for start in range(0, len(targets), CHUNK):
-            for series in targets[start:start + CHUNK]:
-                out += _target_lines(family, series)
+            for series, lbl in zip(targets[start:start + CHUNK], labels[start:start + CHUNK],
+                                   strict=True):
+                write(name, lbl, series, out)
             yield "\n".join(out) + "\n"
             out = []
         if out:

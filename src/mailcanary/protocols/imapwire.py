@@ -59,7 +59,8 @@ class ImapWire(imap_impl.IMAP4ClientProtocol):  # type: ignore[misc]  # untyped 
         if self.before_tls:
             self._drop(len(d))
             return
-        self.ctx.transcript.note("S", d.decode("utf-8", "replace").rstrip("\r\n"))
+        if self.ctx.transcript.enabled:  # the daemon keeps none: no decode per chunk
+            self.ctx.transcript.note("S", d.decode("utf-8", "replace").rstrip("\r\n"))
         self.since_tagged += len(d)
         try:
             super().data_received(d)

@@ -46,7 +46,9 @@ async def resolve(ctx: ProbeContext, host: str, port: int) -> list[Address]:
             # RFC 6761: names under .invalid never resolve; answer as a resolver must.
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         addresses = await runtime_of(ctx).resolver.resolve(host.strip("[]"), port)
-    ctx.transcript.note("*", f"resolved {host} to {', '.join(str(a[1][0]) for a in addresses)}")
+    if ctx.transcript.enabled:
+        ctx.transcript.note("*", f"resolved {host} to "
+                            f"{', '.join(str(a[1][0]) for a in addresses)}")
     return addresses
 
 
