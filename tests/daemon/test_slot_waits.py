@@ -17,6 +17,7 @@ from mailcanary.config import load_config
 from mailcanary.daemon.scheduler import ProbeScheduler
 from mailcanary.probes.runner import run_probe
 from mailcanary.protocols.imapwire import ImapWire
+from mailcanary.protocols.limits import acquire_for, holding
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeResult
 from tests.helpers.faults import Script, fake_server
@@ -128,3 +129,35 @@ async def test_a_probe_waiting_for_a_slot_holds_no_protocol_object(tmp_path: Pat
                 probe.cancel()
             await asyncio.gather(*probes, return_exceptions=True)
             await runtime.close()
+
+
+async def test_no_settings_search_for_a_probe_that_got_no_slot(tmp_path: Path) -> None:
+    """A probe that waited its whole bound for a slot never reached the server: no wrong
+    port or security can explain that, and the doctor's candidates would only add
+    connections to a busy server, so none is searched."""
+    path = fleet(tmp_path, 143, ["acc0"], timeout="1s", interval="2s")  # bound: 1 s
+    config = load_config(path)
+    runtime = Runtime.for_config(config)
+    limits = runtime.limits
+    assert limits is not None
+    busy = asyncio.Event()
+
+    async def occupy() -> None:  # both slots of the server taken, as by two dead logins
+        with holding(limits):
+            await acquire_for(HOST, 143)
+            if sum(limits.busy.values()) == 2:
+                busy.set()
+            await asyncio.sleep(3600)
+
+    holders = [asyncio.create_task(occupy()) for _ in range(2)]
+    try:
+        await busy.wait()
+        result = await run_probe("imap", "acc0", config, runtime=runtime)
+    finally:
+        for task in holders:
+            task.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
+        await runtime.close()
+    assert (result.cls, result.phase) == ("timeout", "connect"), result
+    assert f"connection slot to {HOST}:143" in result.detail, result
+    assert runtime.doctor.started == 0

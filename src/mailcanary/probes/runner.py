@@ -51,6 +51,7 @@ async def _run(kind: str, target: str, config: Config, probe: ProbeKind, *,
     ctx = ProbeContext(probe=kind, target=target, keep_transcript=transcript, runtime=runtime)
     start = time.perf_counter()
     fail: Failure | None = None
+    queued = False  # no slot within the wait's bound: it never reached the server
     try:
         limit = probe.timeout(config, target)
         limit = limit if time_limit is None else min(limit, time_limit)
@@ -59,14 +60,15 @@ async def _run(kind: str, target: str, config: Config, probe: ProbeKind, *,
                 await probe.run(ctx, config, target)
     except TimeoutError as exc:
         fail = classify(exc, ctx.current_phase, ctx.where)
-        words = str(exc) if isinstance(exc, SlotTimeout) else \
+        queued = isinstance(exc, SlotTimeout)
+        words = str(exc) if queued else \
             f"no answer within {limit:g} s (phase {ctx.current_phase})"
         fail = Failure(fail.cls, fail.reason, words, fail.hint)
     except Exception as exc:
         fail = classify(exc, ctx.current_phase, ctx.where)
         log_exception(ctx, exc, fail.reason)
     duration = time.perf_counter() - start
-    if fail is not None and probe.doctor:  # a wrong port or security? the doctor says
+    if fail is not None and probe.doctor and not queued:  # a wrong port? the doctor says
         release_held()  # the probe's connection is over: waiting for the doctor holds no slot
         fail = await consult(ctx, config, fail)
     if fail is None:
