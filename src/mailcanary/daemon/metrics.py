@@ -60,7 +60,7 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 # has more than 15 series at start-up.
 
 
-@dataclass
+@dataclass(slots=True)  # 20,000 of them at 10,000 accounts: no __dict__ each
 class TargetSeries:
     """Everything exported for one (probe, target)."""
 

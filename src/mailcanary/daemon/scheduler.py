@@ -21,6 +21,7 @@ behind a dead server holds nothing another server needs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import random
@@ -66,19 +67,19 @@ START_RATE = 50.0  # ...and longer when more jobs would start per second than th
 START_GRID = 0.1  # seconds: due times are multiples of it, so jobs share wake-ups
 
 
-@dataclass
+@dataclass(slots=True)
 class JobSpec:
     kind: str
     target: str
     interval: float
-    fingerprint: str  # the target's config: a change reschedules the job
+    fingerprint: str  # a digest of the target's config: a change reschedules the job
 
     @property
     def job_id(self) -> str:
         return f"{self.kind}:{self.target}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     spec: JobSpec
     task: asyncio.Task[None] | None = None
@@ -100,7 +101,10 @@ def job_specs(
             continue
         kind = registry[name]
         interval = kind.interval(config, target)
-        fingerprint = f"{kind.fingerprint(config, target)}|{interval}|{defaults}"
+        # A digest, not the text: the text repeats [defaults] for every job (11 MiB at
+        # 10,000 accounts); equal digests mean an unchanged job all the same.
+        fingerprint = hashlib.sha256(
+            f"{kind.fingerprint(config, target)}|{interval}|{defaults}".encode()).hexdigest()
         specs.append(JobSpec(name, target, interval, fingerprint))
     return specs
 
