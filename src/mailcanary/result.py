@@ -35,7 +35,7 @@ PHASES = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class TLSInfo:
     version: str | None = None
     not_after: str | None = None  # RFC 3339, UTC
@@ -170,7 +170,7 @@ class ProbeContext:
         self.current_phase = None
 
 
-@dataclass
+@dataclass(slots=True)  # the last of each of 20,000 targets is kept: no __dict__ each
 class ProbeResult:
     probe: str
     target: str

@@ -76,7 +76,7 @@ class Run(NamedTuple):
                    result.reason, result.phase, result.hint)
 
 
-@dataclass
+@dataclass(slots=True)
 class Current:
     """A target's state now, and since when it has been in it."""
 
