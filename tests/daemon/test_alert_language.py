@@ -138,7 +138,7 @@ async def test_email_in_japanese(testbed: MailTestBed, tmp_path: Path) -> None:
     cfg = load_config(path)
     target = f"shop-ja-{time.time_ns()}"
     event = AlertTracker(after=1, repeat=3600).observe(
-        ProbeResult(**{**vars(failed(1_800_000_000.0)), "target": target}), 1_800_000_000.0,
+        replace(failed(1_800_000_000.0), target=target), 1_800_000_000.0,
         ttl=600)
     assert event is not None
     sink = make_sink(cfg.alerts[0], lambda: cfg)
