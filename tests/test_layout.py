@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import pyast
+
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mailcanary"
 LAYERS = {
     "mailcanary": 0, "mailcanary.config": 0, "mailcanary.credentials": 0,
@@ -37,7 +39,7 @@ def modules() -> dict[str, Path]:
 
 def imports_of(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(pyast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found.update(f"{node.module}.{alias.name}" for alias in node.names)
@@ -91,7 +93,7 @@ def test_sizes() -> None:
         text = path.read_text()
         if len(text.splitlines()) > MAX_FILE_LINES:
             too_long.append(f"{path}: {len(text.splitlines())} lines")
-        for node in ast.walk(ast.parse(text)):
+        for node in ast.walk(pyast.parse(text)):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
                 if length > MAX_FUNCTION_LINES:

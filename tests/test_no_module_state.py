@@ -15,6 +15,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.helpers import pyast
+
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mailcanary"
 
 # (module path, name) -> why it may be process-wide.
@@ -104,7 +106,7 @@ def mutated_names(trees: list[ast.Module]) -> set[str]:
 def findings(source: str, where: str, mutated: set[str] | None = None) -> list[str]:
     """What in `source` (module `where`) would keep state between runtimes. `mutated`:
     names changed in place anywhere in the package (default: in `source`)."""
-    tree = ast.parse(source)
+    tree = pyast.parse(source)
     if mutated is None:
         mutated = mutated_names([tree])
     out = []
@@ -134,7 +136,7 @@ def findings(source: str, where: str, mutated: set[str] | None = None) -> list[s
 
 def test_no_runtime_state_in_module_globals() -> None:
     paths = sorted(PACKAGE.rglob("*.py"))
-    mutated = mutated_names([ast.parse(p.read_text()) for p in paths])
+    mutated = mutated_names([pyast.parse(p.read_text()) for p in paths])
     found = []
     for path in paths:
         found += findings(path.read_text(), path.relative_to(PACKAGE).as_posix(), mutated)
@@ -158,7 +160,7 @@ def test_the_check_sees_what_the_runtime_replaced() -> None:
         "protocols/z.py": "N = 0\ndef bump() -> None:\n    global N\n    N += 1\n",
         "protocols/w.py": "TABLE = {}\ndef f(k):\n    TABLE.setdefault(k, 1)\n",
     }
-    elsewhere = mutated_names([ast.parse("from x import ACTIVE\nACTIVE.add('t')\n")])
+    elsewhere = mutated_names([pyast.parse("from x import ACTIVE\nACTIVE.add('t')\n")])
     assert findings(before.pop("probes/roundtrip/state.py"), "probes/roundtrip/state.py",
                     elsewhere)
     for where, source in before.items():

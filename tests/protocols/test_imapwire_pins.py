@@ -20,6 +20,7 @@ from aioimaplib import aioimaplib as imap_impl
 
 from mailcanary.protocols.imapwire import ImapWire
 from mailcanary.result import ProbeContext
+from tests.helpers import pyast
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "mailcanary"
 ADAPTER = SRC / "protocols" / "imapwire.py"
@@ -28,7 +29,7 @@ ADAPTER = SRC / "protocols" / "imapwire.py"
 def test_only_the_adapter_imports_aioimaplib() -> None:
     offenders = []
     for path in SRC.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(pyast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             if any(n.split(".")[0] == "aioimaplib" for n in names) and path != ADAPTER:
