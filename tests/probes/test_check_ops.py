@@ -128,13 +128,22 @@ async def silent_server() -> AsyncIterator[int]:
     server.close()
 
 
+def _interruptible() -> None:
+    """In the child, SIGINT as at a terminal: an ignored disposition and a blocked signal are
+    inherited through exec, and a loaded xdist worker had one of them (the child then ran
+    until its 60 s probe timeout, deaf to Ctrl-C), which a user's shell never passes on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 async def test_results_stream_and_ctrl_c_prints_what_finished(
         testbed: MailTestBed, tmp_path: Path, silent_server: int) -> None:
     cfg = _config(testbed, tmp_path, hang_port=silent_server)
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mailcanary", "check", "--config", str(cfg),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        preexec_fn=_interruptible)
     assert proc.stdout is not None
     seen: list[str] = []
     async with asyncio.timeout(20):  # the slow probe's timeout is 60 s: rows come before
