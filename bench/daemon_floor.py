@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import signal
 import ssl
 import subprocess
@@ -100,23 +99,6 @@ def floor_count(stats: Path) -> dict[str, int]:
     return doc
 
 
-def start_prometheus(root: Path, ports: list[int]) -> subprocess.Popen[bytes]:
-    """A real Prometheus scraping every daemon every 15 s, as in production."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        raise SystemExit("prometheus is not installed")
-    targets = ", ".join(f"'127.0.0.1:{port}'" for port in ports)
-    conf = root / "prometheus.yml"
-    conf.write_text("global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\n"
-                    "scrape_configs:\n  - job_name: mailcanary\n    static_configs:\n"
-                    f"      - targets: [{targets}]\n")
-    log = (root / "prometheus.log").open("wb")
-    return subprocess.Popen(
-        [binary, f"--config.file={conf}", f"--storage.tsdb.path={root / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{fleet.free_port()}"],
-        stdout=log, stderr=subprocess.STDOUT)
-
-
 def start_daemon(bed: MailTestBed, root: Path, args: argparse.Namespace, src: Path,
                  ) -> tuple[subprocess.Popen[bytes], int]:
     root.mkdir()
@@ -157,7 +139,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
              "--ca", str(bed.ca_pem), "--stats", str(stats)],
             env=dict(os.environ, PYTHONPATH=str(BENCH.parent / "src")))
         procs.append(floor)
-        procs.append(start_prometheus(root, [port for _, port in daemons.values()]))
+        procs.append(fleet.start_prometheus(root, *(port for _, port in daemons.values()))[0])
         time.sleep(args.warmup)
         start = {name: (fleet.cpu_seconds(proc.pid), probes_done(port)[0])
                  for name, (proc, port) in daemons.items()}

@@ -124,16 +124,18 @@ def lag_summary(text: str) -> dict[str, Any]:
     return outage.lag_summary(outage.lag_buckets(text))
 
 
-def start_prometheus(root: Path, daemon_port: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_prometheus(root: Path, *daemon_ports: int) -> tuple[subprocess.Popen[bytes], str]:
+    """A real Prometheus scraping every given daemon every 15 s, as in production."""
     binary = shutil.which("prometheus")
     if binary is None:
         raise SystemExit("prometheus is not installed")
     port = free_port()
+    targets = ", ".join(f"'127.0.0.1:{p}'" for p in daemon_ports)
     conf = root / "prometheus.yml"
     conf.write_text(
         "global:\n  scrape_interval: 15s\n  scrape_timeout: 10s\nscrape_configs:\n"
         f"  - job_name: mailcanary\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{daemon_port}']\n"
+        f"      - targets: [{targets}]\n"
     )
     log = (root / "prometheus.log").open("wb")
     proc = subprocess.Popen(
