@@ -22,6 +22,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mailcanary"
 # (module path, name) -> why it may be process-wide.
 ALLOWED = {
     ("protocols/limits.py", "_holder"): "a ContextVar: per task (each probe's slot holder)",
+    ("config/types.py", "_SHARED"): "a ContextVar: per config load (equal values shared "
+    "within one load only)",
     ("probes/domain/spf.py", "_RESOLVER"): "a ContextVar: per worker-thread call (pyspf's one "
     "DNS hook reads the run's resolver from it)",
     # Answers that depend only on their key (a ca_file's path, mtime and size): the same for

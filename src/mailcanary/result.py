@@ -35,7 +35,7 @@ PHASES = (
 )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)  # one shared per certificate and version (tls_info)
 class TLSInfo:
     version: str | None = None
     not_after: str | None = None  # RFC 3339, UTC

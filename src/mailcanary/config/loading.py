@@ -18,6 +18,7 @@ from mailcanary.config.models import Config
 from mailcanary.config.presets import PROTOCOLS
 from mailcanary.config.references import cross_reference_problems
 from mailcanary.config.suggest import friendlier
+from mailcanary.config.types import sharing_values
 
 PRESET_KEYS = tuple(f"{proto}: provider " for proto in PROTOCOLS)
 
@@ -92,7 +93,8 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "config",
     problems: list[str] = []
     config: Config | None = None
     try:
-        config = Config(**raw)
+        with sharing_values():
+            config = Config(**raw)
     except ValidationError as exc:
         problems += _pydantic_problems(exc)
     except SettingsError as exc:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the token client (httpx) loads only when an account uses OA
     from mailcanary.protocols.oauth2.tokens import TokenSource
 
 CERT_CACHE_SIZE = 1024  # distinct server certificates decoded once each (then forgotten)
-CertCache = dict[tuple[bytes, int], TLSInfo]  # (DER, verify mode) -> what it says
+CertCache = dict[tuple[bytes, int, str | None], TLSInfo]  # (DER, verify mode, version)
 DOCTOR_TTL = 600.0  # a found (or not found) setting is kept this long per endpoint
 FALLBACK_HELO = "mailcanary.localdomain"
 
