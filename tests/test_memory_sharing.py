@@ -84,3 +84,26 @@ async def test_results_share_certificate_and_hint(testbed: MailTestBed, tmp_path
     assert one.extra["server"] is two.extra["server"]
     with pytest.raises(AttributeError):
         one.tls.version = "TLSv1"  # type: ignore[misc]  # frozen: safe to share
+
+
+@pytest.mark.testbed
+async def test_failures_of_one_server_share_their_hint(testbed: MailTestBed,
+                                                       tmp_path: Path) -> None:
+    """An auth outage keeps one failing result per target: equal hints are one object."""
+    names = ["alice", "bob"]
+    wrong = password_file(tmp_path, "not-the-password", name="wrong")
+    cfg = write_config(tmp_path, *(
+        account(n, username=testbed.user(n).name, password_file=wrong, ca_file=testbed.ca_pem,
+                smtp=endpoint(testbed.host, testbed.submission_port, "starttls"))
+        for n in names
+    ))
+    config = load_config(cfg)
+    runtime = Runtime.for_config(config)
+    try:
+        one, two = [await run_probe("smtp", n, config, transcript=False, runtime=runtime)
+                    for n in names]
+    finally:
+        await runtime.close()
+    assert (one.reason, two.reason) == ("invalid_credentials", "invalid_credentials")
+    assert one.hint and one.hint is two.hint
+    assert "not-the-password" not in one.hint + one.detail

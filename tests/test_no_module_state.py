@@ -34,6 +34,8 @@ ALLOWED = {
     # never changed after it is built, so every runtime may share it.
     ("i18n/catalog.py", "_translator"): "pure cache keyed by the language code",
     ("i18n/catalog.py", "_plural_rule"): "pure cache keyed by a Plural-Forms expression",
+    # A failure's hint is a function of its arguments alone; equal hints share one Text.
+    ("diagnosis/taxonomy.py", "_hint"): "pure cache keyed by reason, provider and server",
 }
 
 _MUTABLE_CALLS = {"dict", "list", "set", "bytearray", "defaultdict", "OrderedDict", "Counter",
