@@ -130,7 +130,7 @@ async def test_endpoint_cap_wins_over_default() -> None:
     limits = ConnectionLimits(total=8, per_server=4, caps={"small.test:993": 1})
     _, small = limits.server("small.test", 993)
     _, other = limits.server("other.test", 993)
-    assert small._value == 1 and other._value == 4
+    assert small.cap == 1 and other.cap == 4
 
 
 async def test_resolver_coalesces_and_caches(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,10 @@ the loop's self-pipe), which cost more CPU than the job itself (2,000 jobs every
 of CPU a run off the grid, 56 us on it); jobs due in the same tenth of a second now share
 one wake-up, and the spread over the interval is unchanged. A run waits for connection
 slots only inside the transport (`protocols.limits`), per server first, so a probe queued
-behind a dead server holds nothing another server needs.
+behind a dead server holds nothing another server needs; a job in backoff waits there
+behind the others, and a run that finds too many probes already waiting for its server is
+turned away (`SlotsFull`): skipped, counted and logged like a run still going on, with no
+result (backoff, alerts and the last result stay as they were).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from mailcanary.daemon.shards import Shard
 from mailcanary.probes import PROBES, ProbeKind
 from mailcanary.probes.runner import run_probe
 from mailcanary.probes.selection import select_probes
-from mailcanary.protocols.limits import server_caps
+from mailcanary.protocols.limits import SlotsFull, server_caps
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeResult
 
@@ -214,11 +217,13 @@ class ProbeScheduler:
         if event.code == EVENT_JOB_SUBMITTED:
             self.hooks.lag(max(0.0, (datetime.now(UTC) - due).total_seconds()))
             return
-        spec = job.spec
+        self._skipped(job.spec, "the previous run still goes on; this run is skipped, not "
+                      "queued", due_seconds_ago=round((datetime.now(UTC) - due).total_seconds(), 3))
+
+    def _skipped(self, spec: JobSpec, note: str, **fields: object) -> None:
+        """A scheduled run that could not start: counted and logged once, nothing else."""
         self.hooks.skip(spec.kind, spec.target)
-        log.warning("probe_skipped", probe=spec.kind, target=spec.target,
-                    due_seconds_ago=round((datetime.now(UTC) - due).total_seconds(), 3),
-                    note="the previous run still goes on; this run is skipped, not queued")
+        log.warning("probe_skipped", probe=spec.kind, target=spec.target, note=note, **fields)
 
     def apply(self, config: Config) -> tuple[list[JobSpec], list[JobSpec], list[JobSpec]]:
         """Switch to a new config: (added, changed, removed) jobs."""
@@ -276,8 +281,14 @@ class ProbeScheduler:
             log.info("probe_paused", probe=spec.kind, target=spec.target, accounts=paused,
                      last_reason=None if last is None else last.reason)
             return
-        result = await run_probe(spec.kind, spec.target, config, registry=self.registry,
-                                 transcript=False, runtime=self.runtime)
+        try:
+            result = await run_probe(
+                spec.kind, spec.target, config, registry=self.registry, transcript=False,
+                runtime=self.runtime, low_priority=self.backoff.active(spec.kind, spec.target),
+                may_skip=True)
+        except SlotsFull as full:  # it never reached the server: no result, runs when due
+            self._skipped(spec, str(full), server=full.key, waiting=full.waiting)
+            return
         if self.jobs.get(spec.job_id) is None:
             return  # removed by a reload while it ran
         self._record(spec.kind, spec.target, result)

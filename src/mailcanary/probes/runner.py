@@ -1,8 +1,10 @@
 """Runs one probe: timeout, timing, classification and the one outcome log line.
 
-`run_probe` never raises (except for cancellation of the caller itself): whatever a probe
-does, including a bug, comes back as a `ProbeResult`, so one account can never stop another.
-Its connections take the slots of its runtime's limits (the daemon's or `check`'s).
+`run_probe` never raises (except for cancellation of the caller itself, and `SlotsFull`
+for a run that asked to be turned away rather than queue behind a full server: it never
+reached the server, so it has no result): whatever a probe does, including a bug, comes
+back as a `ProbeResult`, so one account can never stop another. Its connections take the
+slots of its runtime's limits (the daemon's or `check`'s).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from mailcanary.diagnosis import Failure, classify, failure
 from mailcanary.probes import PROBES
 from mailcanary.probes.doctor import consult
 from mailcanary.probes.kind import ProbeKind
-from mailcanary.protocols.limits import SlotTimeout, holding, release_held, waits_outside
+from mailcanary.protocols.limits import (
+    SlotsFull,
+    SlotTimeout,
+    holding,
+    release_held,
+    waits_outside,
+)
 from mailcanary.protocols.runtime import Runtime
 from mailcanary.result import ProbeContext, ProbeResult
 
@@ -34,14 +42,18 @@ async def run_probe(
     transcript: bool = True,
     time_limit: float | None = None,
     runtime: Runtime | None = None,
+    low_priority: bool = False,
+    may_skip: bool = False,
 ) -> ProbeResult:
     """`transcript=False` (the daemon) skips building and redacting the conversation;
     `time_limit` (a /probe scrape's) shortens the probe's own. `runtime`: what this probe
     shares with the others of its daemon or `check` run; None (tests, benchmarks): a
-    runtime of its own, with the config's limits."""
+    runtime of its own, with the config's limits. `low_priority` (a job in backoff) waits
+    for a server's slot behind the others; `may_skip` (a scheduled run) raises `SlotsFull`
+    instead of waiting when too many probes already wait for it (`protocols.slots`)."""
     if runtime is None:
         runtime = Runtime.for_config(config)
-    with holding(runtime.limits):
+    with holding(runtime.limits, low_priority=low_priority, may_skip=may_skip):
         return await _run(kind, target, config, (registry or PROBES)[kind],
                           transcript=transcript, time_limit=time_limit, runtime=runtime)
 
@@ -64,6 +76,8 @@ async def _run(kind: str, target: str, config: Config, probe: ProbeKind, *,
         words = str(exc) if queued else \
             f"no answer within {limit:g} s (phase {ctx.current_phase})"
         fail = Failure(fail.cls, fail.reason, words, fail.hint)
+    except SlotsFull:
+        raise  # turned away before it reached the server: a skipped run, not a result
     except Exception as exc:
         fail = classify(exc, ctx.current_phase, ctx.where)
         log_exception(ctx, exc, fail.reason)

@@ -21,6 +21,14 @@ reported `timeout` for waiting behind them. The wait has its own bound (the runn
 the interval minus the timeout, at least the timeout), so probes queued behind a dead
 server still get a verdict: `SlotTimeout`, a timeout in phase connect whose text names the
 server and the limit that was full.
+
+A server's queue (`slots.ServerSlots`) is not FIFO alone: a probe whose job is in auth or
+rate-limit backoff (`low_priority`) gets a freed slot only when no other probe waits, so
+in an outage the healthy accounts are not served behind the refusals; and at most
+max(64, 16 x cap) of the daemon's scheduled runs (`may_skip`) wait for one server: the
+next is turned away (`SlotsFull`, a skipped run, not a failure), or, if it is a normal
+one, the newest low waiter is. That bounds the memory of an outage (each waiting probe
+holds ~12.6 KiB). `check`, `/probe`, the doctor and the sweep are never turned away.
 """
 
 from __future__ import annotations
@@ -32,10 +40,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from mailcanary.config import Config
+from mailcanary.protocols.slots import ServerSlots, SlotsFull
+
+__all__ = ["ConnectionLimits", "ServerSlots", "SlotHolder", "SlotTimeout", "SlotsFull",
+           "acquire_for", "holding", "release_held", "waits_outside"]
 
 
 class ConnectionLimits:
-    """The semaphores: one global, one per host:port (created on first use)."""
+    """The slots: one global semaphore, one `ServerSlots` queue per host:port (created on
+    first use)."""
 
     def __init__(
         self, total: int, per_server: int, caps: dict[str, int] | None = None
@@ -44,7 +57,7 @@ class ConnectionLimits:
         self.per_server = per_server
         self.caps = dict(caps or {})
         self.global_slots = asyncio.Semaphore(total)
-        self.servers: dict[str, tuple[asyncio.Semaphore, int]] = {}  # key -> (sem, its cap)
+        self.servers: dict[str, ServerSlots] = {}
         self.busy: dict[str, int] = {}  # key -> slots taken now
 
     def configure(self, per_server: int, caps: dict[str, int]) -> None:
@@ -55,23 +68,26 @@ class ConnectionLimits:
             if not self.busy.get(key):
                 del self.servers[key]
 
-    def server(self, host: str, port: int) -> tuple[str, asyncio.Semaphore]:
+    def server(self, host: str, port: int) -> tuple[str, ServerSlots]:
         key = server_key(host, port)
-        entry = self.servers.get(key)
-        if entry is None:
+        slots = self.servers.get(key)
+        if slots is None:
             cap = self.caps.get(key, self.per_server)
-            entry = self.servers[key] = (asyncio.Semaphore(cap), cap)
-        return key, entry[0]
+            slots = self.servers[key] = ServerSlots(cap, key, self.setting(key, cap))
+        return key, slots
+
+    def setting(self, key: str, cap: int) -> str:
+        """The setting that gave host:port (`key`) its cap of `cap` connections."""
+        return f"its endpoint's `max_connections = {cap}`" if key in self.caps else \
+            f"`[daemon] max_connections_per_server = {cap}`"
 
     def describe(self, key: str) -> str:
         """Which limit was full: host:port's (`key`) or the global one (`""`)."""
         if not key:
             return (f"all {self.total} connections allowed by `[daemon] max_concurrent_probes"
                     f" = {self.total}` were in use")
-        cap = self.servers[key][1] if key in self.servers else self.per_server
-        setting = f"its endpoint's `max_connections = {cap}`" if key in self.caps else \
-            f"`[daemon] max_connections_per_server = {cap}`"
-        return f"all {cap} connections to it allowed by {setting} were in use"
+        cap = self.servers[key].cap if key in self.servers else self.per_server
+        return f"all {cap} connections to it allowed by {self.setting(key, cap)} were in use"
 
     @classmethod
     def for_config(cls, config: Config) -> ConnectionLimits:
@@ -105,12 +121,17 @@ class SlotTimeout(TimeoutError):
 class SlotHolder:
     """The slots one probe holds now; released on its next connection, its delivery wait
     or its end. `deadline`: the probe's timeout, stopped while it waits for a slot, which
-    it may do for `budget` seconds in all (None: the wait counts in the timeout)."""
+    it may do for `budget` seconds in all (None: the wait counts in the timeout).
+    `low_priority`: its job is in backoff (served after the others); `may_skip`: it may be
+    turned away (`SlotsFull`) by a full queue, for its first connection only (once it has
+    reached a server, e.g. a round trip's sent mail, it finishes what it started)."""
 
     limits: ConnectionLimits
-    held: list[tuple[str, asyncio.Semaphore]] = field(default_factory=list)
+    held: list[tuple[str, ServerSlots | asyncio.Semaphore]] = field(default_factory=list)
     deadline: asyncio.Timeout | None = None
     budget: float = 0.0
+    low_priority: bool = False
+    may_skip: bool = False
 
     async def acquire(self, host: str, port: int) -> float:
         """Take host:port's slot, then a global one; the seconds waited."""
@@ -125,7 +146,7 @@ class SlotHolder:
         return await self._wait_outside(deadline, key, server)
 
     async def _wait_outside(self, deadline: asyncio.Timeout, key: str,
-                            server: asyncio.Semaphore) -> float:
+                            server: ServerSlots) -> float:
         """Wait with the probe's timeout stopped, at most `budget` seconds."""
         loop = asyncio.get_running_loop()
         when, start = deadline.when(), loop.time()
@@ -147,8 +168,9 @@ class SlotHolder:
                 deadline.reschedule(when + waited)
         return waited
 
-    async def _wait(self, key: str, server: asyncio.Semaphore) -> None:
-        await server.acquire()
+    async def _wait(self, key: str, server: ServerSlots) -> None:
+        await server.acquire(low=self.low_priority, may_skip=self.may_skip)
+        self.may_skip = False
         self.limits.busy[key] = self.limits.busy.get(key, 0) + 1
         self.held = [(key, server)]
         await self.limits.global_slots.acquire()
@@ -168,9 +190,12 @@ _holder: contextvars.ContextVar[SlotHolder | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def holding(limits: ConnectionLimits | None) -> Iterator[SlotHolder | None]:
-    """Within this block (and tasks it starts) connections take slots of `limits`."""
-    holder = SlotHolder(limits) if limits is not None else None
+def holding(limits: ConnectionLimits | None, *, low_priority: bool = False,
+            may_skip: bool = False) -> Iterator[SlotHolder | None]:
+    """Within this block (and tasks it starts) connections take slots of `limits`, with
+    `low_priority` and `may_skip` (see `SlotHolder`)."""
+    holder = None if limits is None else SlotHolder(limits, low_priority=low_priority,
+                                                    may_skip=may_skip)
     token = _holder.set(holder)
     try:
         yield holder
