@@ -38,7 +38,8 @@ _TARGET_FAMILIES: tuple[tuple[str, str, str], ...] = (
      "How many times the configured interval the probe now waits after auth or "
      "rate_limited failures, so the account is not locked (only while > 1; absent: 1)."),
     ("mailcanary_probe_skipped_total", "counter",
-     "Scheduled runs that could not start because the previous run still went on."),
+     "Scheduled runs that could not start: the previous run still went on, or too many "
+     "probes already waited for the server's connection slots."),
     ("mailcanary_canary_auth_results_total", "counter",
      "Delivered canaries and watched messages by what the receiving side's "
      "Authentication-Results said, per method (spf, dkim, dmarc); a series appears when "
