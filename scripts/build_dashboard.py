@@ -260,8 +260,9 @@ def operations(lay: Layout) -> None:
             "rate_limited failures, per daemon (the factor per target: /healthz).", (8, 7),
             [query(f"count by (instance) (mailcanary_probe_backoff_factor{{{J}}} > 1)",
                    "{{instance}}")], **lines())
-    lay.add("timeseries", "Skipped runs", "Scheduled runs that could not start because the "
-            "previous run of the same target still ran, per daemon.", (8, 7),
+    lay.add("timeseries", "Skipped runs", "Scheduled runs that could not start (the previous "
+            "run of the same target still ran, or too many probes waited for the server's "
+            "connection slots), per daemon.", (8, 7),
             [query(f"sum by (instance) (increase(mailcanary_probe_skipped_total{{{J}}}"
                    "[$__rate_interval]))", "{{instance}}")], **lines())
     lay.add("timeseries", "Schedule lag", "Seconds from a run's due time until it started: "
