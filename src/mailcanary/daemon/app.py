@@ -30,7 +30,7 @@ from mailcanary.config.webconfig import web_config_of
 from mailcanary.daemon import sd
 from mailcanary.daemon.alerts import AlertEngine
 from mailcanary.daemon.confwatch import ConfigWatcher
-from mailcanary.daemon.heap import release_large_buffers
+from mailcanary.daemon.heap import release_large_buffers, trim_periodically
 from mailcanary.daemon.metrics import MetricsCollector, MetricsState
 from mailcanary.daemon.probe_endpoint import ProbeEndpoint
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
@@ -207,6 +207,7 @@ class Daemon:
         )
         self.notifier.ready(f"probing {len(specs)} targets")
         self._spawn(self._sweeper())
+        self._spawn(trim_periodically())  # free heap pages back to the system (daemon/heap.py)
         self.watcher = ConfigWatcher(self.config_path, self.reload)  # edits reload as SIGHUP
         self._spawn(self.watcher.run())
         watchdog = None
