@@ -84,3 +84,46 @@ async def test_daemon_trims_after_start_up(tmp_path: Path) -> None:
         assert isinstance(first["released_bytes"], int) and first["released_bytes"] >= 0
         code, _ = await daemon.stop()
         assert code == 0
+
+
+_TLS = """
+import asyncio, json, ssl, sys
+import trustme
+from mailcanary.daemon.heap import TLS_READ_BUFFER, small_tls_read_buffers
+if sys.argv[1] == "small":
+    small_tls_read_buffers()
+ca = trustme.CA()
+cert = ca.issue_cert("localhost")
+server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+cert.configure_cert(server_ctx)
+client_ctx = ssl.create_default_context()
+ca.configure_trust(client_ctx)
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: many reads through the smaller buffer
+
+async def serve(reader, writer):
+    writer.write(PAYLOAD)
+    await writer.drain()
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx,
+                                                   server_hostname="localhost")
+    buffer = len(writer.transport._ssl_protocol._ssl_buffer)
+    got = await reader.read()
+    writer.close()
+    server.close()
+    print(json.dumps({"buffer": buffer, "intact": got == PAYLOAD, "small": TLS_READ_BUFFER}))
+
+asyncio.run(main())
+"""
+
+
+def test_tls_connections_read_through_a_small_buffer() -> None:
+    """asyncio's 256 KiB read buffer per TLS connection became 32 KiB (an outage holds 32
+    connections open while the heap churns), and a large answer still arrives intact."""
+    small, default = _child(_TLS, "small"), _child(_TLS, "default")
+    assert small["intact"] and default["intact"]
+    assert small["buffer"] == small["small"] == 32 * 1024
+    assert default["buffer"] == 256 * 1024  # the control: what asyncio does by itself

@@ -30,7 +30,11 @@ from mailcanary.config.webconfig import web_config_of
 from mailcanary.daemon import sd
 from mailcanary.daemon.alerts import AlertEngine
 from mailcanary.daemon.confwatch import ConfigWatcher
-from mailcanary.daemon.heap import release_large_buffers, trim_periodically
+from mailcanary.daemon.heap import (
+    release_large_buffers,
+    small_tls_read_buffers,
+    trim_periodically,
+)
 from mailcanary.daemon.metrics import MetricsCollector, MetricsState
 from mailcanary.daemon.probe_endpoint import ProbeEndpoint
 from mailcanary.daemon.scheduler import JobSpec, ProbeScheduler
@@ -338,6 +342,7 @@ class Daemon:
 
 async def run_daemon(config_path: Path, config: Config, shard: Shard | None = None) -> int:
     release_large_buffers()  # a freed 16 MiB scrypt buffer or /metrics render goes back
+    small_tls_read_buffers()  # 32 KiB, not 256 KiB, per TLS connection (daemon/heap.py)
     try:
         check_state_dir(config.daemon.state_dir)
     except StateDirError as exc:

@@ -16,12 +16,20 @@ of which `malloc_trim` gave 44 MiB straight back; before the outage, 30 MiB):
   turns the dynamic one off): every buffer of 1 MiB or more is an mmap of its own,
   unmapped when freed.
 
+- asyncio reads TLS into a 256 KiB buffer per connection (`SSLProtocol.max_size`), zeroed
+  when the connection is made: in an auth outage 32 connections are held 2 s each while
+  many small blocks come and go beside them, and the freed 256 KiB chunks get split for
+  small ones, so each new connection extends the heap by another 256 KiB.
+  `small_tls_read_buffers` makes it 32 KiB (two TLS records; a probe's answers are a few
+  KiB), which also spares the zeroing of 224 KiB per connection.
+
 Other C libraries (musl) have neither call: nothing is done there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import ctypes
 import os
 import time
@@ -35,6 +43,7 @@ log = structlog.get_logger("mailcanary.daemon.heap")
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 THRESHOLD = 1 << 20
 TRIM_EVERY = 10.0  # seconds
+TLS_READ_BUFFER = 32 * 1024
 
 
 def _libc_function(name: str, *argtypes: Any) -> Callable[..., int] | None:
@@ -53,6 +62,11 @@ def release_large_buffers() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD))
+
+
+def small_tls_read_buffers() -> None:
+    """asyncio's TLS connections of this process read into `TLS_READ_BUFFER` bytes."""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
 
 
 def resident_bytes() -> int:
