@@ -1,8 +1,9 @@
 """The C heap of a long-running daemon: give freed memory back to the system.
 
-Two habits of glibc's malloc made the daemon's RSS grow with churn rather than with what it
-keeps (measured: an auth outage of 2,000 of 4,000 accounts took RSS from 123 to 193 MiB,
-of which `malloc_trim` gave 44 MiB straight back; before the outage, 30 MiB):
+Two habits of glibc's malloc, and one of asyncio's, made the daemon's RSS grow with churn
+rather than with what it keeps (measured: an auth outage of 2,000 of 4,000 accounts took
+RSS from 123 to 193 MiB, of which `malloc_trim` gave 44 MiB straight back; before the
+outage, 30 MiB; docs/scaling.md has the figures after each fix):
 
 - Its heap shrinks only from the top: TLS buffers (asyncio's 256 KiB per connection,
   OpenSSL's), large Python objects and the start-up's config parse come and go, and one
@@ -15,7 +16,6 @@ of which `malloc_trim` gave 44 MiB straight back; before the outage, 30 MiB):
   in the process for good. `release_large_buffers` fixes the threshold at 1 MiB (which
   turns the dynamic one off): every buffer of 1 MiB or more is an mmap of its own,
   unmapped when freed.
-
 - asyncio reads TLS into a 256 KiB buffer per connection (`SSLProtocol.max_size`), zeroed
   when the connection is made: in an auth outage 32 connections are held 2 s each while
   many small blocks come and go beside them, and the freed 256 KiB chunks get split for
@@ -23,7 +23,7 @@ of which `malloc_trim` gave 44 MiB straight back; before the outage, 30 MiB):
   `small_tls_read_buffers` makes it 32 KiB (two TLS records; a probe's answers are a few
   KiB), which also spares the zeroing of 224 KiB per connection.
 
-Other C libraries (musl) have neither call: nothing is done there.
+Other C libraries (musl) have neither glibc call: nothing is done there but the buffer.
 """
 
 from __future__ import annotations
