@@ -11,6 +11,7 @@ import pytest
 from mailcanary.config import load_config
 from mailcanary.probes.runner import run_probe
 from mailcanary.protocols.runtime import Runtime
+from mailcanary.result import ProbeResult
 from mailcanary.testbed import MailTestBed
 from tests.helpers.support import account, endpoint, password_file, write_config
 
@@ -59,24 +60,32 @@ def test_loads_share_nothing(tmp_path: Path) -> None:
     assert first.accounts[0].password_file == second.accounts[0].password_file
 
 
-@pytest.mark.testbed
-async def test_results_share_certificate_and_hint(testbed: MailTestBed, tmp_path: Path) -> None:
-    """Two healthy results from one server share their TLS facts, their (empty) hint and
-    their server text: 20,000 are kept at 10,000 accounts."""
+async def _alice_and_bob(bed: MailTestBed, tmp: Path, kind: str, ep: str,
+                         password: str | None = None) -> tuple[ProbeResult, ProbeResult]:
+    """One `kind` probe each of two accounts on one server, in one runtime (the daemon's)."""
     names = ["alice", "bob"]
-    pw = {n: password_file(tmp_path, testbed.user(n).password, name=n) for n in names}
-    cfg = write_config(tmp_path, *(
-        account(n, username=testbed.user(n).name, password_file=pw[n], ca_file=testbed.ca_pem,
-                imap=endpoint(testbed.host, testbed.imaps_port, "tls"))
+    pw = {n: password_file(tmp, password or bed.user(n).password, name=n) for n in names}
+    cfg = write_config(tmp, *(
+        account(n, username=bed.user(n).name, password_file=pw[n], ca_file=bed.ca_pem,
+                **{kind: ep})
         for n in names
     ))
     config = load_config(cfg)
     runtime = Runtime.for_config(config)
     try:
-        one, two = [await run_probe("imap", n, config, transcript=False, runtime=runtime)
+        one, two = [await run_probe(kind, n, config, transcript=False, runtime=runtime)
                     for n in names]
     finally:
         await runtime.close()
+    return one, two
+
+
+@pytest.mark.testbed
+async def test_results_share_certificate_and_hint(testbed: MailTestBed, tmp_path: Path) -> None:
+    """Two healthy results from one server share their TLS facts, their (empty) hint and
+    their server text: 20,000 are kept at 10,000 accounts."""
+    one, two = await _alice_and_bob(testbed, tmp_path, "imap",
+                                    endpoint(testbed.host, testbed.imaps_port, "tls"))
     assert one.ok and two.ok, (one.detail, two.detail)
     assert one.tls is not None and one.tls is two.tls
     assert one.tls.issuer and one.tls.not_after
@@ -90,20 +99,9 @@ async def test_results_share_certificate_and_hint(testbed: MailTestBed, tmp_path
 async def test_failures_of_one_server_share_their_hint(testbed: MailTestBed,
                                                        tmp_path: Path) -> None:
     """An auth outage keeps one failing result per target: equal hints are one object."""
-    names = ["alice", "bob"]
-    wrong = password_file(tmp_path, "not-the-password", name="wrong")
-    cfg = write_config(tmp_path, *(
-        account(n, username=testbed.user(n).name, password_file=wrong, ca_file=testbed.ca_pem,
-                smtp=endpoint(testbed.host, testbed.submission_port, "starttls"))
-        for n in names
-    ))
-    config = load_config(cfg)
-    runtime = Runtime.for_config(config)
-    try:
-        one, two = [await run_probe("smtp", n, config, transcript=False, runtime=runtime)
-                    for n in names]
-    finally:
-        await runtime.close()
+    one, two = await _alice_and_bob(testbed, tmp_path, "smtp",
+                                    endpoint(testbed.host, testbed.submission_port, "starttls"),
+                                    password="not-the-password")
     assert (one.reason, two.reason) == ("invalid_credentials", "invalid_credentials")
     assert one.hint and one.hint is two.hint
     assert "not-the-password" not in one.hint + one.detail
