@@ -210,10 +210,7 @@ class Daemon:
             alert_sinks=len(self.config.alerts),
         )
         self.notifier.ready(f"probing {len(specs)} targets")
-        self._spawn(self._sweeper())
-        self._spawn(trim_periodically())  # free heap pages back to the system (daemon/heap.py)
-        self.watcher = ConfigWatcher(self.config_path, self.reload)  # edits reload as SIGHUP
-        self._spawn(self.watcher.run())
+        self._start_background()
         watchdog = None
         if self.notifier.watchdog_seconds:
             watchdog = asyncio.create_task(self._watchdog(self.notifier.watchdog_seconds / 3))
@@ -234,6 +231,13 @@ class Daemon:
         log.info("daemon_stopped", seconds=round(time.monotonic() - started, 3),
                  cancelled_probes=cancelled)
         return 0
+
+    def _start_background(self) -> None:
+        """The sweeper, the heap trimmer (daemon/heap.py) and the config watcher."""
+        self._spawn(self._sweeper())
+        self._spawn(trim_periodically())  # free heap pages back to the system
+        self.watcher = ConfigWatcher(self.config_path, self.reload)  # edits reload as SIGHUP
+        self._spawn(self.watcher.run())
 
     async def _watchdog(self, every: float) -> None:
         while True:
