@@ -50,8 +50,9 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_leng
 # Within one config load (`sharing_values`), equal values share one object: 10,000 accounts
 # of one provider repeat its host, CA file and often a password directory, and every model
 # keeps the set of fields its file named (a set of 8 names is 728 bytes). Shared, the
-# accounts of the fleet benchmark take ~20 MiB less. Safe because every model is frozen:
-# pydantic never changes a frozen model's fields set, and `model_copy` copies it first.
+# fleet benchmark's 10,000 accounts take 38 MiB of RSS after loading instead of 52. Safe
+# because every model is frozen: pydantic never changes a frozen model's fields set, and
+# `model_copy` copies it first.
 _SHARED: ContextVar[dict[Any, Any] | None] = ContextVar("mailcanary_config_shared",
                                                         default=None)
 _SHAREABLE = (str, int, PosixPath)  # exact types: a subclass may carry more than its value
